@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 LabelKind = Literal["binary", "multiclass", "multilabel", "regression"]
@@ -246,3 +247,40 @@ def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
 
 
 LabelFn = Callable[[SearchDataset], Label]
+
+SPLITS = {"train": 0, "test": 1, "heldout": 2}
+
+
+@dataclass
+class Solution:
+    """What a reference solver returns.
+
+    Attributes:
+        path: the answer as node / cell ids (trees: root..goal labels; mazes: origin..target cells;
+            graphs: one bool per query, True = reachable).
+        trace: the search, one entry per step. Trees: the backward-chaining sequence
+            ``[goal, parent(goal), ..., root]``; mazes / graphs: dicts ``{"frontier": [...], "visited": [...]}``
+            of a breadth-first search, one per BFS layer.
+        algorithm: ``"backward-chaining"`` or ``"bfs"``.
+    """
+
+    path: list[Any]
+    trace: list[Any]
+    algorithm: str = ""
+
+
+def make_rng(seed: int, split: str, salt: int) -> np.random.Generator:
+    """A platform-independent generator for ``(task salt, split, seed)``; distinct splits get disjoint streams."""
+    check_int("seed", seed, 0)
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r} is not valid; use one of {sorted(SPLITS)}")
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([salt, SPLITS[split], seed])))
+
+
+def token_position_features(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """The trivial baseline ``[n, seq, vocab_size + seq]``: one-hot current token ⊕ one-hot position (float32)."""
+    n, seq = tokens.shape
+    feats = torch.zeros(n, seq, vocab_size + seq, dtype=torch.float32)
+    feats.scatter_(2, tokens.unsqueeze(-1), 1.0)
+    feats[:, torch.arange(seq), vocab_size + torch.arange(seq)] = 1.0
+    return feats
