@@ -27,12 +27,14 @@ import torch
 from toolkit.tasks.base import (
     Example,
     Label,
+    LazyStructures,
     SearchDataset,
     Solution,
     Task,
     Vocab,
     check_int,
     make_rng,
+    one_thread,
     token_position_features,
 )
 
@@ -71,6 +73,10 @@ class Tree:
 
     def __repr__(self) -> str:
         return f"Tree(root={self.root}, goal={self.goal}, path={self.path}, edges={list(self.edges)})"
+
+
+def _make_tree(parent: np.ndarray, root: np.ndarray, goal: np.ndarray, edges: np.ndarray) -> Tree:
+    return Tree(tuple(parent.tolist()), int(root), int(goal), tuple(map(tuple, edges.tolist())))
 
 
 class TreeSearch(Task):
@@ -170,7 +176,8 @@ class TreeSearch(Task):
                 parts.append({k: v[keep] for k, v in s.items()})
                 have += int(keep.sum())
             s = {k: np.concatenate([q[k] for q in parts])[:n] for k in parts[0]}
-        return self._build(s, seed)
+        with one_thread():
+            return self._build(s, seed)
 
     # ------------------------------------------------------------------ tokens and labels
     def _build(self, s: dict[str, np.ndarray], seed: int) -> SearchDataset:
@@ -198,9 +205,9 @@ class TreeSearch(Task):
         ds.labels = self._labels(ds, s, lab_par)
         parent_by_label = np.empty((n, N), np.int64)
         parent_by_label[ar, perm] = lab_par
-        pl, rl, gl = parent_by_label.tolist(), perm[:, 0].tolist(), perm[ar[:, 0], p].tolist()
-        el = np.stack([lab_par[ar, order], perm[ar, order]], -1).tolist()
-        ds.structures = [Tree(tuple(pl[i]), rl[i], gl[i], tuple(map(tuple, el[i]))) for i in range(n)]
+        ds.structures = LazyStructures(_make_tree, {
+            "parent": parent_by_label, "root": perm[:, 0], "goal": perm[ar[:, 0], p],
+            "edges": np.stack([lab_par[ar, order], perm[ar, order]], -1)})
         return ds
 
     def _masks(self, p: torch.Tensor) -> dict[str, torch.Tensor]:

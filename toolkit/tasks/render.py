@@ -1,0 +1,99 @@
+"""Draw trees, mazes and graphs with an optional per-node / per-cell overlay.
+
+Every function returns a ``matplotlib.figure.Figure`` built without pyplot (no global state), so it is safe
+in widgets and tests. ``overlay`` is a dict ``{node_or_cell: value}`` or a 1-D tensor / array with one value per
+node or cell; values are mapped through ``cmap`` and a colour bar is added. Pass ``ax`` to draw into an
+existing Axes (its figure is returned).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+_NODE = "#dde3ea"
+_PATH = "#d62728"
+
+
+def _axes(ax: Any, size: tuple[float, float]) -> tuple[Figure, Any]:
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=size)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _overlay(overlay: Any, n: int, what: str) -> np.ndarray | None:
+    """dict / tensor / array -> float array [n] with NaN where no value is given."""
+    if overlay is None:
+        return None
+    vals = np.full(n, np.nan)
+    if isinstance(overlay, dict):
+        for k, v in overlay.items():
+            if not 0 <= int(k) < n:
+                raise ValueError(f"overlay key {k} is not a valid {what} (0..{n - 1})")
+            vals[int(k)] = float(v)
+        return vals
+    arr = np.asarray(overlay.detach().cpu() if hasattr(overlay, "detach") else overlay, dtype=float).reshape(-1)
+    if arr.shape[0] != n:
+        raise ValueError(f"overlay has {arr.shape[0]} values; pass one per {what} ({n}) or a dict")
+    return arr
+
+
+def _colours(fig: Figure, ax: Any, vals: np.ndarray | None, n: int, cmap: str, label: str) -> list[Any]:
+    if vals is None:
+        return [_NODE] * n
+    from matplotlib import cm, colors
+
+    finite = vals[np.isfinite(vals)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    norm = colors.Normalize(lo, hi if hi > lo else lo + 1e-9)
+    mapper = cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(mapper, ax=ax, fraction=0.046, pad=0.04, label=label)
+    return [mapper.to_rgba(v) if np.isfinite(v) else _NODE for v in vals]
+
+
+def _tree_xy(tree: Any) -> dict[int, tuple[float, float]]:
+    """Leaves spaced evenly left to right; parents centred over their children; y = -depth."""
+    kids: dict[int, list[int]] = {v: [] for v in range(tree.n_nodes)}
+    for v, p in enumerate(tree.parent):
+        if p >= 0:
+            kids[p].append(v)
+    xy: dict[int, tuple[float, float]] = {}
+    next_x = [0.0]
+
+    def place(v: int, d: int) -> float:
+        if not kids[v]:
+            x = next_x[0]
+            next_x[0] += 1.0
+        else:
+            x = float(np.mean([place(c, d + 1) for c in sorted(kids[v])]))
+        xy[v] = (x, -float(d))
+        return x
+
+    place(tree.root, 0)
+    return xy
+
+
+def render_tree(tree: Any, overlay: Any = None, ax: Any = None, cmap: str = "viridis",
+                overlay_label: str = "value") -> Figure:
+    """Nodes labelled by id; the root->goal path in red; root drawn as a square, goal with a thick ring."""
+    fig, ax = _axes(ax, (5.0, 3.6))
+    xy = _tree_xy(tree)
+    path = tree.path
+    on_path = set(zip(path[:-1], path[1:]))
+    for v, p in enumerate(tree.parent):
+        if p >= 0:
+            (x0, y0), (x1, y1) = xy[p], xy[v]
+            hot = (p, v) in on_path
+            ax.plot([x0, x1], [y0, y1], color=_PATH if hot else "#888", lw=2.5 if hot else 1.2, zorder=1)
+    face = _colours(fig, ax, _overlay(overlay, tree.n_nodes, "node"), tree.n_nodes, cmap, overlay_label)
+    for v, (x, y) in xy.items():
+        ax.scatter([x], [y], s=520, c=[face[v]], marker="s" if v == tree.root else "o", zorder=2,
+                   edgecolors=_PATH if v == tree.goal else "#333", linewidths=3 if v == tree.goal else 1)
+        ax.text(x, y, str(v), ha="center", va="center", fontsize=10, zorder=3)
+    ax.set_title(f"root {tree.root} → goal {tree.goal}  (path {' → '.join(map(str, path))})", fontsize=9)
+    ax.set_axis_off()
+    ax.margins(0.15)
+    return fig
