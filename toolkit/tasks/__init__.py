@@ -14,9 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from toolkit.tasks.base import Example, Label, SearchDataset, Solution, Task, Vocab
+from toolkit.tasks.maze import Maze, MazeSearch
 from toolkit.tasks.tree import Tree, TreeSearch
 
-_TYPES: dict[str, type[Task]] = {"tree": TreeSearch}
+_TYPES: dict[str, type[Task]] = {"tree": TreeSearch, "maze": MazeSearch}
 
 
 def from_spec(spec: dict[str, Any]) -> Task:
@@ -30,4 +31,5 @@ def from_spec(spec: dict[str, Any]) -> Task:
     return _TYPES[kind](**kwargs)
 
 
-__all__ = ["TreeSearch", "Tree", "SearchDataset", "Label", "Vocab", "Example", "Solution", "Task", "from_spec"]
+__all__ = ["TreeSearch", "Tree", "MazeSearch", "Maze", "SearchDataset", "Label", "Vocab", "Example", "Solution",
+           "Task", "from_spec"]

@@ -97,3 +97,38 @@ def render_tree(tree: Any, overlay: Any = None, ax: Any = None, cmap: str = "vir
     ax.set_axis_off()
     ax.margins(0.15)
     return fig
+
+
+def render_maze(maze: Any, overlay: Any = None, ax: Any = None, cmap: str = "viridis",
+                overlay_label: str = "value") -> Figure:
+    """Walls as black lines, the solution as a red line, origin ``o`` and target ``x``; cell (0, 0) top-left."""
+    n = maze.size
+    fig, ax = _axes(ax, (4.2, 3.6))
+    face = _colours(fig, ax, _overlay(overlay, n * n, "cell"), n * n, cmap, overlay_label)
+    for v in range(n * n):
+        r, c = divmod(v, n)
+        ax.add_patch(_rect(c, r, face[v] if overlay is not None else "white"))
+    open_pairs = {frozenset(e) for e in maze.edges}
+    for v in range(n * n):
+        r, c = divmod(v, n)
+        if c < n - 1 and frozenset((v, v + 1)) not in open_pairs:
+            ax.plot([c + 1, c + 1], [r, r + 1], color="black", lw=3)
+        if r < n - 1 and frozenset((v, v + n)) not in open_pairs:
+            ax.plot([c, c + 1], [r + 1, r + 1], color="black", lw=3)
+    ax.plot([0, n, n, 0, 0], [0, 0, n, n, 0], color="black", lw=4)
+    path = maze.path
+    ax.plot([v % n + 0.5 for v in path], [v // n + 0.5 for v in path], color=_PATH, lw=2.5, alpha=0.8)
+    for v, mark in ((maze.origin, "o"), (maze.target, "x")):
+        ax.scatter([v % n + 0.5], [v // n + 0.5], s=140, marker=mark, color=_PATH, linewidths=3, zorder=3)
+    ax.set_xlim(-0.1, n + 0.1)
+    ax.set_ylim(n + 0.1, -0.1)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    ax.set_title(f"{n}x{n} maze, path length {len(path) - 1}", fontsize=9)
+    return fig
+
+
+def _rect(x: float, y: float, colour: Any) -> Any:
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="#ddd", lw=0.5, zorder=0)
