@@ -29,4 +29,4 @@ elif [ "$(uname -s)" = "Linux" ]; then
 else
     pipq "torch==$ver"
 fi
-"$py" -c "import torch; print('torch', torch.__version__, 'cuda' if torch.version.cuda else 'cpu build')"
+"$py" -c "import importlib.metadata as m; print('torch', m.version('torch'))"
