@@ -14,10 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from toolkit.tasks.base import Example, Label, SearchDataset, Solution, Task, Vocab
+from toolkit.tasks.graph import Graph, GraphSearch
 from toolkit.tasks.maze import Maze, MazeSearch
 from toolkit.tasks.tree import Tree, TreeSearch
 
-_TYPES: dict[str, type[Task]] = {"tree": TreeSearch, "maze": MazeSearch}
+_TYPES: dict[str, type[Task]] = {"tree": TreeSearch, "maze": MazeSearch, "graph": GraphSearch}
 
 
 def from_spec(spec: dict[str, Any]) -> Task:
@@ -31,5 +32,7 @@ def from_spec(spec: dict[str, Any]) -> Task:
     return _TYPES[kind](**kwargs)
 
 
-__all__ = ["TreeSearch", "Tree", "MazeSearch", "Maze", "SearchDataset", "Label", "Vocab", "Example", "Solution",
-           "Task", "from_spec"]
+__all__ = [
+    "TreeSearch", "MazeSearch", "GraphSearch", "Tree", "Maze", "Graph",
+    "SearchDataset", "Label", "Vocab", "Example", "Solution", "Task", "from_spec",
+]

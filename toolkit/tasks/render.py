@@ -132,3 +132,35 @@ def _rect(x: float, y: float, colour: Any) -> Any:
     from matplotlib.patches import Rectangle
 
     return Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="#ddd", lw=0.5, zorder=0)
+
+
+def render_graph(graph: Any, overlay: Any = None, ax: Any = None, query: int = 0, cmap: str = "viridis",
+                 overlay_label: str = "value") -> Figure:
+    """Vertices in layers (longest path from a source); query ``query``'s source is a square, its target ringed."""
+    V = graph.n_vertices
+    fig, ax = _axes(ax, (5.5, 3.6))
+    layer = [0] * V
+    for _ in range(V):  # longest-path layering of a DAG
+        for a, b in graph.edges:
+            layer[b] = max(layer[b], layer[a] + 1)
+    xy: dict[int, tuple[float, float]] = {}
+    for d in sorted(set(layer)):
+        members = [v for v in range(V) if layer[v] == d]
+        for i, v in enumerate(members):
+            xy[v] = (float(d), (len(members) - 1) / 2.0 - i + 0.35 * (d % 2))
+    s, t, yes = graph.queries[query] if graph.queries else (-1, -1, False)
+    for a, b in graph.edges:
+        bend = 0.0 if layer[b] - layer[a] == 1 else 0.3  # long edges curve around the layers they skip
+        ax.annotate("", xy=xy[b], xytext=xy[a], zorder=1,
+                    arrowprops={"arrowstyle": "-|>", "color": "#777", "lw": 1.2, "shrinkA": 11, "shrinkB": 11,
+                                "connectionstyle": f"arc3,rad={bend}"})
+    face = _colours(fig, ax, _overlay(overlay, V, "vertex"), V, cmap, overlay_label)
+    for v, (x, y) in xy.items():
+        ax.scatter([x], [y], s=420, c=[face[v]], marker="s" if v == s else "o", zorder=2,
+                   edgecolors=_PATH if v in (s, t) else "#333", linewidths=3 if v in (s, t) else 1)
+        ax.text(x, y, f"v{v}", ha="center", va="center", fontsize=8, zorder=3)
+    if graph.queries:
+        ax.set_title(f"query {query}: v{s} → v{t}?  {'YES' if yes else 'NO'}", fontsize=9)
+    ax.set_axis_off()
+    ax.margins(0.12)
+    return fig
