@@ -1,0 +1,59 @@
+"""Graded exercises with automatic checks, hints, solutions and a local progress record.
+
+In a tutorial::
+
+    from toolkit import exercises as ex
+    ex.overview("01")                 # the notebook's exercises: difficulty, importance, minutes
+    ...                               # write the function in the exercise cell
+    ex.check("01.bfs", bfs_path)      # compact pass/fail report saying *what* is wrong
+    ex.hint("01.bfs")                 # tiered hints, one more per call
+    ex.show_solution("01.bfs")        # also offered by a button after a failed check
+    ex.progress()                     # checks passed per notebook
+
+Progress is saved in ``~/.searchlight/progress.json``; ``SEARCHLIGHT_PROGRESS=<path>`` moves it and
+``SEARCHLIGHT_PROGRESS=off`` turns it off. ``SEARCHLIGHT_STRICT=1`` makes a failed check raise
+(used to test the solution notebooks).
+
+Authoring (see ``toolkit/exercises/README.md``): register exercises in a module
+``toolkit/exercises/chapters/chNN_<topic>.py`` with :func:`function_exercise` (or :func:`register` for a
+custom checker), write the solution notebook ``tutorials/solutions/NN_<name>.ipynb`` with
+``# SOLUTION`` / ``# END SOLUTION`` blocks, and run ``scripts/make_learner_notebooks.py``.
+"""
+
+from toolkit.exercises.core import (
+    Case,
+    CheckResult,
+    Exercise,
+    ExerciseFailed,
+    Mistake,
+    all_exercises,
+    call,
+    check,
+    function_exercise,
+    get,
+    register,
+    stars,
+)
+from toolkit.exercises.display import hint, overview, show_solution
+from toolkit.exercises.tracking import progress, progress_path, reset_progress
+
+__all__ = [
+    "Case",
+    "CheckResult",
+    "Exercise",
+    "ExerciseFailed",
+    "Mistake",
+    "all_exercises",
+    "call",
+    "check",
+    "function_exercise",
+    "get",
+    "hint",
+    "overview",
+    "progress",
+    "progress_path",
+    "register",
+    "reset_progress",
+    "show_solution",
+    "stars",
+]
