@@ -172,7 +172,8 @@ class GraphSearch(Task):
         """``n`` examples; the same ``(seed, split)`` always gives the same tokens."""
         check_int("n", n, 1)
         if split == "heldout":
-            raise ValueError("GraphSearch has no held-out structures; use split='train' or 'test'")
+            raise ValueError("split='heldout' is not available for GraphSearch (no held-out structures); "
+                             "use split='train' or 'test'")
         rng = make_rng(seed, split, _SALT)
         with one_thread():
             return self._build(self._sample(rng, n), seed)

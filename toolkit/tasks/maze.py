@@ -85,13 +85,17 @@ class MazeSearch(Task):
     Args:
         size: the grid is ``size x size`` cells, 2..8.
         sep: put a ``;`` after every passage (Spies et al. found connectivity consolidated there).
+        holdout: fraction (0..1) of mazes (passage sets) reserved for ``split="heldout"``; ``train`` and
+            ``test`` never contain them.
     """
 
     difficulty_name = "path length"
 
-    def __init__(self, size: int = 4, sep: bool = False):
+    def __init__(self, size: int = 4, sep: bool = False, holdout: float = 0.0):
         self.size = check_int("size", size, 2, 8)
-        self.sep = bool(sep)
+        if not isinstance(holdout, int | float) or not 0.0 <= holdout < 1.0:
+            raise ValueError(f"holdout={holdout!r} is out of range; valid range: [0, 1)")
+        self.sep, self.holdout = bool(sep), float(holdout)
         self.cells = size * size
         self.name = f"maze-{size}x{size}"
         self.cell_names = [f"({r},{c})" for r in range(size) for c in range(size)]
@@ -117,7 +121,7 @@ class MazeSearch(Task):
         return self.query + 1 + self.cells + 1
 
     def spec(self) -> dict[str, Any]:
-        return {"type": "maze", "size": self.size, "sep": self.sep}
+        return {"type": "maze", "size": self.size, "sep": self.sep, "holdout": self.holdout}
 
     # ------------------------------------------------------------------ sampling
     def _carve(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -160,12 +164,7 @@ class MazeSearch(Task):
                 break
         return dist
 
-    def generate(self, n: int, seed: int = 0, split: str = "train") -> SearchDataset:
-        """``n`` examples; the same ``(seed, split)`` always gives the same tokens."""
-        check_int("n", n, 1)
-        if split == "heldout":
-            raise ValueError("MazeSearch has no held-out structures; use split='train' or 'test'")
-        rng = make_rng(seed, split, _SALT)
+    def _sample(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         C = self.cells
         opened = self._carve(rng, n)
         origin = rng.integers(C, size=n)
@@ -178,8 +177,39 @@ class MazeSearch(Task):
         flip = rng.random((n, self.n_edges)) < 0.5
         ea, eb = self.pairs[chosen, 0], self.pairs[chosen, 1]
         edges = np.stack([np.where(flip, eb, ea), np.where(flip, ea, eb)], -1)
+        return {"opened": opened, "edges": edges, "origin": origin, "target": target, "is_open": is_open}
+
+    @staticmethod
+    def shape_key(is_open: np.ndarray) -> np.ndarray:
+        """Stable hash in [0, 1) of each maze's passage set ``is_open [n, K]`` (splitmix64 over 60-bit chunks)."""
+        h = np.zeros(len(is_open), np.uint64)
+        for start in range(0, is_open.shape[1], 60):
+            chunk = is_open[:, start:start + 60].astype(np.uint64)
+            bits = (chunk << np.arange(chunk.shape[1], dtype=np.uint64)).sum(1, dtype=np.uint64)
+            h = h ^ bits
+            h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            h = h ^ (h >> np.uint64(31))
+        return (h >> np.uint64(11)).astype(np.float64) / 2.0**53
+
+    def generate(self, n: int, seed: int = 0, split: str = "train") -> SearchDataset:
+        """``n`` examples; the same ``(seed, split)`` always gives the same tokens."""
+        check_int("n", n, 1)
+        if split == "heldout" and self.holdout == 0.0:
+            raise ValueError("split='heldout' needs MazeSearch(holdout=...) > 0, e.g. holdout=0.2")
+        rng = make_rng(seed, split, _SALT)
+        if self.holdout == 0.0:
+            s = self._sample(rng, n)
+        else:
+            parts, have = [], 0
+            while have < n:
+                s = self._sample(rng, max(64, 2 * (n - have)))
+                keep = (self.shape_key(s["is_open"]) < self.holdout) == (split == "heldout")
+                parts.append({k: v[keep] for k, v in s.items()})
+                have += int(keep.sum())
+            s = {k: np.concatenate([q[k] for q in parts])[:n] for k in parts[0]}
         with one_thread():
-            return self._build(opened, edges, origin, target, seed)
+            return self._build(s["opened"], s["edges"], s["origin"], s["target"], seed)
 
     # ------------------------------------------------------------------ tokens and labels
     def _build(self, opened, edges, origin, target, seed) -> SearchDataset:
