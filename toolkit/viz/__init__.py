@@ -1,5 +1,64 @@
-"""Visualisation: pure functions returning matplotlib Figures or HTML views (no pyplot global state)."""
+"""Visualisation: pure functions returning matplotlib Figures or HTML views (no pyplot global state).
 
+Every plot returns a :class:`VizFigure` (a ``matplotlib.figure.Figure`` that displays itself in notebooks).
+
+- tasks: :func:`render` (a task with a value per node / cell), :func:`render_positions` (per-token values
+  pooled onto the task's elements), :func:`render_grid`, :func:`positions_to_overlay`
+- attention: :func:`attention_heads` (interactive, offline circuitsvis), :func:`attention_heatmap` (static),
+  :func:`attention_html` (fast HTML heatmap), :func:`token_strip`, :func:`heatmap_html`
+- probes: :func:`probe_heatmap`, :func:`probe_curves`, :func:`confusion_matrix`
+- features: :func:`feature_dashboard`, :func:`label_match`, :func:`top_examples`
+- training: :func:`training_curves`, :func:`accuracy_by_difficulty`
+"""
+
+from toolkit.viz.attention import attention_heatmap, token_strip
 from toolkit.viz.circuits import BUNDLE_MARK, CircuitsView, attention_heads, strip_bundles
+from toolkit.viz.features import example_overlay, feature_dashboard, label_match, top_examples, where_from_mask
+from toolkit.viz.figure import VizFigure, new_figure, to_html, to_png
+from toolkit.viz.html import attention_html, colour, heatmap_html
+from toolkit.viz.probes import confusion_matrix, pivot, probe_curves, probe_heatmap, records
+from toolkit.viz.tasks import (
+    element_table,
+    n_elements,
+    position_elements,
+    positions_to_overlay,
+    render,
+    render_grid,
+    render_positions,
+)
+from toolkit.viz.training import accuracy_by_difficulty, training_curves
 
-__all__ = ["BUNDLE_MARK", "CircuitsView", "attention_heads", "strip_bundles"]
+__all__ = [
+    "BUNDLE_MARK",
+    "CircuitsView",
+    "VizFigure",
+    "accuracy_by_difficulty",
+    "attention_heads",
+    "attention_heatmap",
+    "attention_html",
+    "colour",
+    "confusion_matrix",
+    "element_table",
+    "example_overlay",
+    "feature_dashboard",
+    "heatmap_html",
+    "label_match",
+    "n_elements",
+    "new_figure",
+    "pivot",
+    "position_elements",
+    "positions_to_overlay",
+    "probe_curves",
+    "probe_heatmap",
+    "records",
+    "render",
+    "render_grid",
+    "render_positions",
+    "strip_bundles",
+    "to_html",
+    "to_png",
+    "top_examples",
+    "token_strip",
+    "training_curves",
+    "where_from_mask",
+]

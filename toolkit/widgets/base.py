@@ -1,0 +1,165 @@
+"""What every explorer shares: controls -> one redraw -> image views, a readable repr, timing, a static fallback.
+
+An explorer is *not* a widget itself; it owns one (``explorer.widget``, a ``VBox``) and displays as it. Views
+are ``ipywidgets.Image`` (PNG bytes of a :mod:`toolkit.viz` figure) or ``ipywidgets.HTML``, so everything
+shown is plain widget state: it survives "save widget state" and nbconvert, and headless tests can read it
+(``explorer.figures[name]`` keeps the last matplotlib Figure of each view).
+
+Speed: a matplotlib layout engine costs more than drawing a small figure. Each view's layout is computed
+once (constrained layout) and then reused while the figure keeps the same number of axes.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as W
+from matplotlib.figure import Figure
+
+from toolkit.viz.figure import to_png
+
+CSS_PREFIX = "searchlight"
+
+
+class Explorer:
+    """Base class. Subclasses fill ``self.controls`` / ``self.views`` in ``__init__`` and implement ``_draw``."""
+
+    dpi = 80
+
+    def __init__(self) -> None:
+        self.controls: dict[str, W.Widget] = {}
+        self.views: dict[str, W.Widget] = {}
+        self.figures: dict[str, Figure] = {}
+        self.timings_ms: list[float] = []
+        self.errors: list[str] = []
+        self._layouts: dict[str, tuple[int, list[Any]]] = {}
+        self._busy = False
+        self.widget: W.Box = W.VBox()
+
+    # ---------------------------------------------------------------- building
+    def _control(self, name: str, widget: W.Widget, redraw: bool = True) -> W.Widget:
+        widget.add_class(f"{CSS_PREFIX}-control-{name}")
+        self.controls[name] = widget
+        if redraw:
+            widget.observe(self._on_change, names="value")
+        return widget
+
+    def _image(self, name: str, width: str | None = None) -> W.Image:
+        img = W.Image(format="png", layout=W.Layout(width=width) if width else W.Layout())
+        img.add_class(f"{CSS_PREFIX}-view-{name}")
+        self.views[name] = img
+        return img
+
+    def _html(self, name: str) -> W.HTML:
+        box = W.HTML()
+        box.add_class(f"{CSS_PREFIX}-view-{name}")
+        self.views[name] = box
+        return box
+
+    def _finish(self, *rows: W.Widget) -> None:
+        """Assemble the root box (CSS classes ``searchlight-explorer`` and ``searchlight-<kind>``), draw once."""
+        self.status = W.HTML()
+        self.status.add_class(f"{CSS_PREFIX}-status")
+        self.widget = W.VBox([*rows, self.status])
+        self.widget.add_class(f"{CSS_PREFIX}-explorer")
+        self.widget.add_class(f"{CSS_PREFIX}-{self.kind}")
+        self.refresh()
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__.lower()
+
+    # ---------------------------------------------------------------- updating
+    def _on_change(self, change: dict[str, Any]) -> None:
+        if not self._busy:
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw every view from the current control values (called on each control change)."""
+        start = time.perf_counter()
+        self._busy = True
+        try:
+            with self.widget.hold_sync():
+                self._draw()
+            self.status.value = ""
+        except Exception as err:  # shown in the widget instead of being lost in the kernel log
+            self.errors.append(f"{type(err).__name__}: {err}")
+            self.status.value = f"<pre style='color:#b00'>{html.escape(self.errors[-1])}</pre>"
+            raise
+        finally:
+            self._busy = False
+            self.timings_ms.append((time.perf_counter() - start) * 1000)
+
+    def _draw(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _set_quiet(self, name: str, **traits: Any) -> None:
+        """Change a control (e.g. its options) without triggering a redraw."""
+        busy, self._busy = self._busy, True
+        try:
+            for k, v in traits.items():
+                setattr(self.controls[name], k, v)
+        finally:
+            self._busy = busy
+
+    def _show(self, name: str, fig: Figure) -> None:
+        """Put ``fig`` into view ``name`` (PNG), reusing that view's layout when the axes match."""
+        n_axes = len(fig.axes)
+        saved = self._layouts.get(name)
+        if saved is not None and saved[0] == n_axes and fig.get_layout_engine() is not None:
+            fig.set_layout_engine(None)  # not "none": a placeholder engine still costs a dry-run draw
+            for ax, pos in zip(fig.axes, saved[1]):
+                ax.set_position(pos)
+        png = to_png(fig, dpi=self.dpi)
+        if saved is None or saved[0] != n_axes:
+            self._layouts[name] = (n_axes, [ax.get_position() for ax in fig.axes])
+        self.figures[name] = fig
+        self.views[name].value = png
+
+    # ---------------------------------------------------------------- display and text
+    def state(self) -> dict[str, Any]:
+        """The current control values."""
+        return {k: w.value for k, w in self.controls.items() if hasattr(w, "value")}
+
+    def _describe(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.state().items())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._describe()})"
+
+    def snapshot_html(self) -> str:
+        """Static HTML of the current views (what nbconvert shows when no widget state was saved)."""
+        import base64
+
+        parts = [f"<div class='{CSS_PREFIX}-snapshot'><p><b>{html.escape(repr(self))}</b></p>"]
+        for name, view in self.views.items():
+            if isinstance(view, W.Image) and view.value:
+                data = base64.b64encode(view.value).decode("ascii")
+                parts.append(f"<img alt='{name}' src='data:image/png;base64,{data}'/>")
+            elif isinstance(view, W.HTML):
+                parts.append(view.value)
+        parts.append("</div>")
+        return "\n".join(parts)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
+        bundle["text/plain"] = repr(self)
+        bundle["text/html"] = self.snapshot_html()
+        return bundle
+
+    def time_update(self, change: Callable[[], None]) -> float:
+        """Milliseconds from a value change to the finished redraw (``change`` sets one control)."""
+        n = len(self.timings_ms)
+        start = time.perf_counter()
+        change()
+        elapsed = (time.perf_counter() - start) * 1000
+        if len(self.timings_ms) == n:
+            raise RuntimeError("the change did not trigger a redraw; set a control to a *different* value")
+        return elapsed
+
+
+def options_for(values: list[Any], labels: list[str]) -> list[tuple[str, Any]]:
+    return list(zip(labels, values))
