@@ -234,7 +234,7 @@ class Task:
     """Base class: a search task with a vocabulary, a generator, a solver and a renderer.
 
     Subclasses set ``name`` and implement ``vocab``, ``seq_len``, ``generate``, ``solve``, ``render``
-    and ``spec`` (a JSON-able dict of constructor arguments: ``type(task)(**task.spec())`` rebuilds it).
+    and ``spec`` (a JSON-able dict: ``"type"`` plus the constructor arguments; ``tasks.from_spec`` rebuilds it).
     """
 
     name: str = "task"
@@ -260,7 +260,7 @@ class Task:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.spec().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.spec().items() if k != "type")
         return f"{type(self).__name__}({args})"
 
 
@@ -303,6 +303,15 @@ def make_rng(seed: int, split: str, salt: int) -> np.random.Generator:
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is not valid; use one of {sorted(SPLITS)}")
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([salt, SPLITS[split], seed])))
+
+
+def own_masks(labels: dict[str, Label]) -> dict[str, Label]:
+    """Give every label its own contiguous mask, so editing one label's mask never touches another's.
+
+    (Values and baseline features may be shared or broadcast views: treat them as read-only.)"""
+    for label in labels.values():
+        label.mask = label.mask.clone(memory_format=torch.contiguous_format)
+    return labels
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ from toolkit.tasks.base import (
     check_int,
     make_rng,
     one_thread,
+    own_masks,
     token_position_features,
 )
 
@@ -197,7 +198,7 @@ class GraphSearch(Task):
         ds = SearchDataset(self, torch.from_numpy(tok), torch.from_numpy(loss.copy()),
                            torch.full((n,), f + 3, dtype=torch.long), {}, [], seed,
                            {"difficulty": torch.from_numpy(difficulty)})
-        ds.labels = self._labels(ds, s, lab_edges, hops)
+        ds.labels = own_masks(self._labels(ds, s, lab_edges, hops))
         queries = np.stack([perm[ar, qs], perm[ar, qt], (hops > 0).astype(np.int64)], -1)
         ds.structures = LazyStructures(_make_graph, {"n_vertices": np.full(n, V), "edges": lab_edges,
                                                      "queries": queries})

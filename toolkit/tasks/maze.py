@@ -31,6 +31,7 @@ from toolkit.tasks.base import (
     check_int,
     make_rng,
     one_thread,
+    own_masks,
     token_position_features,
 )
 
@@ -241,7 +242,7 @@ class MazeSearch(Task):
         ds = SearchDataset(self, torch.from_numpy(tok), torch.from_numpy(loss),
                            torch.full((n,), q + 1, dtype=torch.long), {}, [], seed,
                            {"difficulty": torch.from_numpy(length.copy())})
-        ds.labels = self._labels(ds, opened, dist_t, dist_o, path, origin, target, length)
+        ds.labels = own_masks(self._labels(ds, opened, dist_t, dist_o, path, origin, target, length))
         ds.structures = LazyStructures(_make_maze, {"size": np.full(n, self.size), "edges": edges,
                                                     "origin": origin, "target": target})
         return ds

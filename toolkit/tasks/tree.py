@@ -35,6 +35,7 @@ from toolkit.tasks.base import (
     check_int,
     make_rng,
     one_thread,
+    own_masks,
     token_position_features,
 )
 
@@ -202,7 +203,7 @@ class TreeSearch(Task):
         ds = SearchDataset(self, torch.from_numpy(tok), torch.from_numpy(loss),
                            torch.full((n,), q + 1, dtype=torch.long), {}, [], seed,
                            {"difficulty": torch.from_numpy(p.copy())})
-        ds.labels = self._labels(ds, s, lab_par)
+        ds.labels = own_masks(self._labels(ds, s, lab_par))
         parent_by_label = np.empty((n, N), np.int64)
         parent_by_label[ar, perm] = lab_par
         ds.structures = LazyStructures(_make_tree, {
