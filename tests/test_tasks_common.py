@@ -104,6 +104,9 @@ def test_slicing_and_examples(task_data):
     assert sub[2].structure == data[7].structure and repr(sub[0].structure) == repr(data[3].structure)
     for name in data.labels:
         assert torch.equal(sub.label(name).values, data.label(name).values[[3, 0, 7]])
+    hard = data.meta["difficulty"] == data.meta["difficulty"].max()
+    assert len(data[hard]) == int(hard.sum()) and (data[hard].meta["difficulty"] == data.meta["difficulty"].max()).all()
+    assert data[torch.tensor(4)].index == 4 and len(data[[]]) == 0
     assert data[-1].index == len(data) - 1 and len(data[10:20]) == 10 and len(data[[1, 2]]) == 2
     with pytest.raises(IndexError):
         data[len(data)]

@@ -199,7 +199,11 @@ class SearchDataset:
         return self.tokens.shape[0]
 
     def __getitem__(self, idx: int | slice | torch.Tensor | Sequence[int]) -> Example | SearchDataset:
-        if isinstance(idx, int):
+        """An int gives an Example; a slice, index list / tensor or boolean mask ``[n]`` gives a SearchDataset."""
+        if isinstance(idx, torch.Tensor | np.ndarray) and idx.ndim == 0:
+            idx = int(idx)
+        if isinstance(idx, int | np.integer):
+            idx = int(idx)
             n = len(self)
             if not -n <= idx < n:
                 raise IndexError(f"example {idx} out of range for a dataset of {n}")
@@ -208,7 +212,12 @@ class SearchDataset:
         if isinstance(idx, slice):
             sel = torch.arange(len(self))[idx]
         else:
-            sel = torch.as_tensor(idx, dtype=torch.long)
+            sel = torch.as_tensor(idx)
+            if sel.dtype == torch.bool:
+                if sel.shape != (len(self),):
+                    raise IndexError(f"a boolean mask must have shape ({len(self)},), got {tuple(sel.shape)}")
+                sel = torch.nonzero(sel).flatten()
+            sel = sel.long()
         return SearchDataset(
             self.task, self.tokens[sel], self.loss_mask[sel], self.prompt_len[sel],
             {k: v.index(sel) for k, v in self.labels.items()},
