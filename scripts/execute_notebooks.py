@@ -6,8 +6,8 @@
 Each notebook runs top to bottom in a fresh ``python3`` kernel whose working directory is the notebook's
 folder. Afterwards: circuitsvis JavaScript bundles are replaced by a placeholder
 (``toolkit.viz.strip_bundles``), widget state and execution timings are dropped, and the file must stay under
-``--max-mb`` (default 1 MB). The kernel runs with ``SEARCHLIGHT_PROGRESS=off`` (nothing is written to your
-home) and, for notebooks under ``solutions/``, ``SEARCHLIGHT_STRICT=1`` (a failed exercise check is an error).
+``--max-mb`` (default 1 MB). The kernel records exercise progress in a fresh temporary file (nothing is written to
+your home) and, for notebooks under ``solutions/``, ``SEARCHLIGHT_STRICT=1`` (a failed exercise check is an error).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 def kernel_env(path: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env["SEARCHLIGHT_PROGRESS"] = "off"
+    env["SEARCHLIGHT_PROGRESS"] = str(Path(tempfile.mkdtemp(prefix="searchlight-")) / "progress.json")
     env.pop("MPLBACKEND", None)  # let the kernel use the inline backend so figures are saved
     if path.parent.name == "solutions":
         env["SEARCHLIGHT_STRICT"] = "1"

@@ -112,12 +112,12 @@ def show_result(result: CheckResult) -> None:
     if shell is not None and getattr(result, "_shown_at", object()) == count:
         return  # already displayed by check() in this cell
     result._shown_at = count  # type: ignore[attr-defined]
-    from IPython.display import HTML, display
+    from IPython.display import display
 
     if not _in_kernel():
         print(result.text())
     elif result.passed:
-        display(HTML(result.html()))
+        display({"text/html": result.html(), "text/plain": result.text()}, raw=True)
     else:
         display(_failure_widget(result))
 

@@ -125,8 +125,8 @@ class ProgressReport:
         for r in self.rows:
             marks = " ".join(f"{m}{e}" for e, m in r["marks"])
             lines.append(f"{r['notebook']:<9} {r['passed']:>3}/{r['total']:<3}  {marks}")
-        where = self.path if self.path is not None else f"nowhere ({ENV}=off)"
-        lines.append(f"saved in {where}")
+        if self.path is None:
+            lines.append(f"(progress is not being saved: {ENV}=off)")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -138,10 +138,9 @@ class ProgressReport:
             marks = " ".join(f"{m}&nbsp;{html.escape(e)}" for e, m in r["marks"])
             body.append(f"<tr><td>{r['notebook']}</td><td>{r['passed']}/{r['total']}</td><td>{bar}</td>"
                         f"<td style='text-align: left'>{marks}</td></tr>")
-        where = html.escape(str(self.path)) if self.path is not None else f"nowhere ({ENV}=off)"
+        note = f"<small>(progress is not being saved: {ENV}=off)</small>" if self.path is None else ""
         return (f"<table><tr><th>notebook</th><th>passed</th><th></th><th style='text-align: left'>exercises "
-                f"(✔ passed, ✘ tried, · not tried)</th></tr>{''.join(body)}</table>"
-                f"<small>saved in {where}</small>")
+                f"(✔ passed, ✘ tried, · not tried)</th></tr>{''.join(body)}</table>{note}")
 
     def __repr__(self) -> str:
         return self.text()

@@ -30,6 +30,15 @@ def backward_chain(edges: list[tuple[int, int]], goal: int) -> list[int]:
     return chain[::-1]
 
 
+def maze_neighbors(passages: list[tuple[int, int]], n_cells: int) -> dict[int, list[int]]:
+    """Open passages (undirected cell pairs) -> ``{cell: sorted open neighbours}`` for every cell 0..n_cells-1."""
+    out: dict[int, list[int]] = {cell: [] for cell in range(n_cells)}
+    for a, b in passages:
+        out[a].append(b)
+        out[b].append(a)
+    return {cell: sorted(nbrs) for cell, nbrs in out.items()}
+
+
 def bfs_path(neighbors: Graph, start: Hashable, goal: Hashable) -> list | None:
     """Shortest start -> goal path (list of nodes, both ends included), or None if the goal is unreachable."""
     came_from = {start: None}
@@ -82,6 +91,29 @@ def _chain_map_wrong_way(edges, goal):
         chain.append(child[chain[-1]])
         seen.add(chain[-1])
     return chain[::-1]
+
+
+def _maze_one_way(passages, n_cells):
+    out = {cell: [] for cell in range(n_cells)}
+    for a, b in passages:
+        out[a].append(b)
+    return {cell: sorted(v) for cell, v in out.items()}
+
+
+def _maze_unsorted(passages, n_cells):
+    out = {cell: [] for cell in range(n_cells)}
+    for a, b in passages:
+        out[a].append(b)
+        out[b].append(a)
+    return out
+
+
+def _maze_only_seen_cells(passages, n_cells):
+    out: dict[int, list[int]] = {}
+    for a, b in passages:
+        out.setdefault(a, []).append(b)
+        out.setdefault(b, []).append(a)
+    return {cell: sorted(v) for cell, v in sorted(out.items())}
 
 
 def _dfs_path(neighbors, start, goal):
@@ -229,6 +261,17 @@ def _graph_cases() -> tuple:
     return tuple(cases)
 
 
+def _maze_cases():
+    from toolkit.tasks import MazeSearch
+
+    cases = []
+    for size, seed in ((3, 301), (4, 302), (4, 303)):
+        maze = MazeSearch(size=size).generate(1, seed=seed, split="test").structures[0]
+        cases.append((f"{size}x{size} maze", ([tuple(e) for e in maze.edges], size * size)))
+    cases.append(("2x2 grid where cell 3 is walled in", ([(0, 1), (2, 0)], 4)))
+    return cases
+
+
 def _backward_cases():
     trees = _tree_edges(8, 4, 4, seed=201) + _tree_edges(12, 8, 2, seed=202)
     out = [(f"tree {i + 1} ({len(e) + 1} nodes, path of {len(backward_chain(e, g)) - 1})", (e, g))
@@ -278,6 +321,18 @@ function_exercise(
               Mistake("the goal is missing: the path ends with the goal itself", _chain_without_goal),
               Mistake("you walked down the tree: your dict maps parent -> child, but each child has exactly one "
                       "parent, so map child -> parent", _chain_map_wrong_way)],
+)
+
+function_exercise(
+    "01.maze_neighbors", title="From passages to neighbours", difficulty=1, importance=3, minutes=5,
+    reference=maze_neighbors, cases=_maze_cases,
+    hints=["Start with an empty list for every cell: `{cell: [] for cell in range(n_cells)}`.",
+           "A passage (a, b) is open in both directions: append b to a's list *and* a to b's list.",
+           "Return the lists sorted: `{cell: sorted(v) for cell, v in out.items()}`."],
+    mistakes=[Mistake("passages are undirected: (a, b) also lets you walk from b to a", _maze_one_way),
+              Mistake("sort each neighbour list", _maze_unsorted),
+              Mistake("every cell needs an entry, even a walled-in cell with no open passage (empty list)",
+                      _maze_only_seen_cells)],
 )
 
 function_exercise(

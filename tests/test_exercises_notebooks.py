@@ -1,0 +1,106 @@
+"""The committed tutorials: learner notebooks match their solutions, stubs fail their checks with a message,
+and every registered exercise appears in its notebook with a heading, the right badge and a check cell."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from toolkit import exercises as ex
+from toolkit.exercises import authoring
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = sorted((ROOT / "tutorials" / "solutions").glob("[0-9][0-9]_*.ipynb"))
+CHECK_CALL = re.compile(r"ex\.check\(\s*[\"'](?P<id>[^\"']+)[\"']\s*,\s*(?P<name>\w+)\s*\)")
+IDS = [p.name for p in SOLUTIONS]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch):
+    monkeypatch.setenv("SEARCHLIGHT_PROGRESS", "off")
+    monkeypatch.delenv("SEARCHLIGHT_STRICT", raising=False)
+
+
+def test_there_are_solution_notebooks():
+    assert SOLUTIONS, "no tutorials/solutions/NN_*.ipynb found"
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=IDS)
+def test_learner_notebook_is_generated_from_its_solution(solution):
+    learner = authoring.learner_path(solution)
+    assert learner.exists(), f"{learner.name} is missing: run scripts/make_learner_notebooks.py"
+    assert learner.read_text(encoding="utf-8") == authoring.learner_text(solution), (
+        f"{learner.name} has drifted from solutions/{solution.name}: run scripts/make_learner_notebooks.py")
+
+
+def test_stored_solutions_are_up_to_date():
+    module = ROOT / "toolkit" / "exercises" / "_solutions.py"
+    expected = authoring.solutions_module(authoring.all_solutions(ROOT / "tutorials" / "solutions"))
+    assert module.read_text(encoding="utf-8") == expected, "run scripts/make_learner_notebooks.py"
+
+
+def _check_calls(nb) -> list[tuple[str, str]]:
+    return [(m["id"], m["name"]) for c in nb.cells if c.cell_type == "code" for m in CHECK_CALL.finditer(c.source)]
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=IDS)
+def test_learner_stubs_fail_their_checks_with_a_message(solution):
+    """Run each stub (the learner's exercise cell, as generated) through its checker: a message, no crash."""
+    nb = nbformat.read(authoring.learner_path(solution), as_version=4)
+    cells = {authoring.exercise_id_of(c.source): c.source for c in nb.cells if c.cell_type == "code"}
+    calls = _check_calls(nb)
+    assert calls, f"{solution.name} has no ex.check(...) cells"
+    for ex_id, name in calls:
+        assert ex_id in cells, f"{solution.name}: ex.check({ex_id!r}, ...) but no '# Exercise {ex_id}' cell"
+        namespace = {"torch": torch, "np": np}
+        exec(compile("from __future__ import annotations\n" + cells[ex_id], f"<{ex_id}>", "exec"), namespace)
+        assert name in namespace, f"{solution.name}: the cell of {ex_id} does not define {name!r}"
+        result = ex.check(ex_id, namespace[name], show=False, record=False)
+        assert not result.passed
+        assert result.cases[-1].name == "not implemented yet", result.text()
+        assert "NotImplementedError" in result.message
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=IDS)
+def test_every_registered_exercise_is_in_its_notebook(solution):
+    nb = nbformat.read(solution, as_version=4)
+    number = solution.name[:2]
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    checked = {ex_id for ex_id, _ in _check_calls(nb)}
+    for exercise in ex.all_exercises(number):
+        heading = f"### Exercise {exercise.id} · {exercise.title}"
+        assert heading in markdown, f"{solution.name}: add the heading {heading!r}"
+        after = markdown.split(heading, 1)[1][:300]
+        assert exercise.badge() in after, f"{solution.name}: under {heading!r} put the badge {exercise.badge()!r}"
+        assert exercise.id in checked, f"{solution.name}: no ex.check({exercise.id!r}, ...) cell"
+    stray = checked - {e.id for e in ex.all_exercises()}
+    assert not stray, f"{solution.name} checks unregistered exercises {sorted(stray)}"
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=IDS)
+def test_notebook_header_states_time_difficulty_prerequisites(solution):
+    first = nbformat.read(solution, as_version=4).cells[0].source
+    for word in ("**Time:**", "**Difficulty:**", "**Prerequisites:**"):
+        assert word in first, f"{solution.name}: the first cell should state {word}"
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=IDS)
+def test_solution_notebook_is_executed(solution):
+    nb = nbformat.read(solution, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    assert all(c.execution_count is not None for c in code), (
+        f"{solution.name} has unexecuted cells: run scripts/execute_notebooks.py {solution.relative_to(ROOT)}")
+
+
+def test_make_learner_notebooks_check_mode_passes(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mln", ROOT / "scripts" / "make_learner_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0, capsys.readouterr().out
