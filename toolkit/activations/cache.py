@@ -24,6 +24,7 @@ from toolkit.activations import store as st
 from toolkit.activations.hooks import HookSpec, position_dim, resolve, stop_layer
 from toolkit.activations.positions import PositionSpec, position_mask, tokens_of
 from toolkit.activations.result import Activations
+from toolkit.activations.threads import torch_threads
 
 
 def _device(model: Any) -> torch.device:
@@ -98,7 +99,8 @@ class _Capture:
 
 def cache(model: Any, data: Any, hooks: HookSpec = "resid_post", positions: PositionSpec = "all",
           batch_size: int = 256, dtype: torch.dtype = torch.float32, store: str | Path | None = None,
-          progress: bool = True, overwrite: bool = False, shard_examples: int | None = None) -> Activations:
+          progress: bool = True, overwrite: bool = False, shard_examples: int | None = None,
+          threads: int | None = 1) -> Activations:
     """Cache activations of ``hooks`` at ``positions`` over every example of ``data``.
 
     Args:
@@ -114,11 +116,19 @@ def cache(model: Any, data: Any, hooks: HookSpec = "resid_post", positions: Posi
         progress: show a progress bar and print a memory estimate first.
         overwrite: with ``store``, discard an existing store made from a different model / data / hooks.
         shard_examples: examples per disk shard (a multiple of ``batch_size``; default about 64 MiB per shard).
+        threads: torch threads while caching (default 1, measured fastest on a shared 2-core machine; None keeps
+            torch's setting).
 
     Returns:
         :class:`Activations`: ``acts[hook] -> [n_rows, d]``, ``acts.example_index / position / token``,
         ``acts.labels(name)``.
     """
+    with torch_threads(threads):
+        return _cache(model, data, hooks, positions, batch_size, dtype, store, progress, overwrite, shard_examples)
+
+
+def _cache(model: Any, data: Any, hooks: HookSpec, positions: PositionSpec, batch_size: int, dtype: torch.dtype,
+           store: str | Path | None, progress: bool, overwrite: bool, shard_examples: int | None) -> Activations:
     tokens = tokens_of(data)
     n, seq = tokens.shape
     cfg = model.cfg
@@ -198,6 +208,8 @@ def cache(model: Any, data: Any, hooks: HookSpec = "resid_post", positions: Posi
     elif old is None and path.exists() and any(path.iterdir()):
         raise ValueError(f"store folder {path} exists and is not an activation store; choose an empty or new folder")
     path.mkdir(parents=True, exist_ok=True)
+    for tmp in path.glob("*.safetensors.*.tmp"):  # left behind by a run that was killed mid-write
+        tmp.unlink(missing_ok=True)
     manifest = {"format": st.FORMAT, **meta, "store": str(path), "shard_examples": shard_examples,
                 "shards": shards, "complete": False}
     if not (path / st.ROWS).exists():

@@ -38,7 +38,7 @@ def _gated(model: Any, name: str) -> bool:
 
 def _firing_order(model: Any) -> list[str]:
     """Canonical names of the hook points that fire, in execution order (one tiny forward pass, memoised)."""
-    key = (id(model.hook_dict), len(model.hook_dict))
+    key = tuple(model.hook_dict)
     memo = getattr(model, "_searchlight_hook_order", None)
     if memo is not None and memo[0] == key:
         return memo[1]
