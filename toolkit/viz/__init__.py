@@ -13,7 +13,14 @@ Every plot returns a :class:`VizFigure` (a ``matplotlib.figure.Figure`` that dis
 
 from toolkit.viz.attention import attention_heatmap, token_strip
 from toolkit.viz.circuits import BUNDLE_MARK, CircuitsView, attention_heads, strip_bundles
-from toolkit.viz.features import example_overlay, feature_dashboard, label_match, top_examples, where_from_mask
+from toolkit.viz.features import (
+    example_overlay,
+    feature_dashboard,
+    label_match,
+    label_match_matrix,
+    top_examples,
+    where_from_mask,
+)
 from toolkit.viz.figure import VizFigure, new_figure, to_html, to_png
 from toolkit.viz.html import attention_html, colour, heatmap_html
 from toolkit.viz.probes import confusion_matrix, pivot, probe_curves, probe_heatmap, records
@@ -43,6 +50,7 @@ __all__ = [
     "feature_dashboard",
     "heatmap_html",
     "label_match",
+    "label_match_matrix",
     "n_elements",
     "new_figure",
     "pivot",

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from toolkit.viz.attention import _as_numpy
 from toolkit.viz.figure import new_figure
@@ -38,6 +39,45 @@ def _columns(name: str, values: np.ndarray, class_names: Sequence[str] | None = 
     return [(name, values)]
 
 
+def label_match_matrix(features: Any, labels: Mapping[str, Any],
+                       class_names: Mapping[str, Sequence[str]] | None = None) -> tuple[list[str], np.ndarray]:
+    """|Pearson r| of every feature with every ground-truth target column, vectorised.
+
+    Args:
+        features: ``[n_rows, d]`` activations (e.g. all SAE latents).
+        labels: as in :func:`label_match`.
+    Returns:
+        ``(target names [C], |r| [d, C])``; constant features or targets give 0.
+    """
+    f = _as_numpy(features)
+    if f.ndim != 2:
+        raise ValueError(f"features must be [n_rows, d], got shape {f.shape}")
+    names: list[str] = []
+    blocks: list[np.ndarray] = []
+    for name, lab in labels.items():
+        valid = np.ones(f.shape[0], dtype=bool)
+        if isinstance(lab, tuple):
+            lab, valid = lab[0], _as_numpy(lab[1]).astype(bool).reshape(-1)
+        y = _as_numpy(lab)
+        if y.shape[0] != f.shape[0]:
+            raise ValueError(f"label {name!r} has {y.shape[0]} rows but the features have {f.shape[0]}; "
+                             "take both from the same activation cache")
+        cols = _columns(name, y[valid], (class_names or {}).get(name))
+        if not cols or valid.sum() < 3:
+            continue
+        t = np.stack([c for _, c in cols], 1).astype(float)
+        a = f[valid].astype(float)
+        a = a - a.mean(0)
+        t = t - t.mean(0)
+        denom = np.sqrt((a**2).sum(0))[:, None] * np.sqrt((t**2).sum(0))[None, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(denom > 0, (a.T @ t) / np.where(denom > 0, denom, 1), 0.0)
+        names += [n for n, _ in cols]
+        blocks.append(np.abs(r))
+    mat = np.concatenate(blocks, 1) if blocks else np.zeros((f.shape[1], 0))
+    return names, mat
+
+
 def label_match(values: Any, labels: Mapping[str, Any], top: int = 5,
                 class_names: Mapping[str, Sequence[str]] | None = None) -> list[tuple[str, float]]:
     """Ground-truth targets that best match a feature: ``[(target, |Pearson r|), ...]``, best first.
@@ -45,24 +85,10 @@ def label_match(values: Any, labels: Mapping[str, Any], top: int = 5,
     ``labels[name]`` is ``values [n_rows]`` / ``[n_rows, K]`` or a tuple ``(values, valid [n_rows] bool)``;
     multiclass labels are split one-vs-rest (``parent=3``), multilabel ones per output (``on_path[5]``).
     """
-    v = _as_numpy(values).reshape(-1)
-    out: list[tuple[str, float]] = []
-    for name, lab in labels.items():
-        valid = np.ones(v.shape[0], dtype=bool)
-        if isinstance(lab, tuple):
-            lab, valid = lab[0], _as_numpy(lab[1]).astype(bool).reshape(-1)
-        y = _as_numpy(lab)
-        if y.shape[0] != v.shape[0]:
-            raise ValueError(f"label {name!r} has {y.shape[0]} rows but the feature has {v.shape[0]}; "
-                             "take both from the same activation cache")
-        names = (class_names or {}).get(name)
-        for col, target in _columns(name, y[valid], names):
-            a, b = v[valid], target.astype(float)
-            if a.size < 3 or a.std() == 0 or b.std() == 0:
-                continue
-            out.append((col, float(abs(np.corrcoef(a, b)[0, 1]))))
-    out.sort(key=lambda t: -t[1])
-    return out[:top]
+    v = _as_numpy(values).reshape(-1, 1)
+    names, mat = label_match_matrix(v, labels, class_names)
+    order = np.argsort(-mat[0], kind="stable")[:top]
+    return [(names[i], float(mat[0, i])) for i in order]
 
 
 def top_examples(values: Any, where: Any, k: int = 6) -> list[tuple[int, int, float]]:
@@ -117,14 +143,17 @@ def feature_dashboard(values: Any, where: Any, data: Any = None, *, labels: Mapp
     ax_hist, ax_dens, ax_lab = (fig.add_subplot(grid[0, s]) for s in thirds)
 
     active = v[v > active_threshold]
-    ax_hist.hist(active if active.size else [0.0], bins=30, color="C0")
+    counts, edges = np.histogram(active if active.size else [0.0], bins=30)
+    ax_hist.stairs(np.maximum(counts, 0.8), edges, fill=True, color="C0", baseline=0.8)
     ax_hist.set_yscale("log")
+    ax_hist.yaxis.set_minor_locator(NullLocator())  # minor log ticks cost more than the whole histogram
     ax_hist.set_title(f"{name}: activations > {active_threshold:g} ({active.size} rows)", fontsize=9)
     ax_hist.set_xlabel("activation", fontsize=8)
 
     if densities is not None:
         d = np.log10(np.clip(_as_numpy(densities).reshape(-1), 1e-6, 1))
-        ax_dens.hist(d, bins=30, color="0.7")
+        counts, edges = np.histogram(d, bins=30)
+        ax_dens.stairs(counts, edges, fill=True, color="0.7")
         ax_dens.axvline(np.log10(max(density, 1e-6)), color="#d62728", lw=2)
         ax_dens.set_xlabel("log10 density (all features; red: this one)", fontsize=8)
     else:

@@ -20,6 +20,7 @@ import ipywidgets as W
 from matplotlib.figure import Figure
 
 from toolkit.viz.figure import to_png
+from toolkit.widgets._model import one_thread
 
 CSS_PREFIX = "searchlight"
 
@@ -37,6 +38,7 @@ class Explorer:
         self.errors: list[str] = []
         self._layouts: dict[str, tuple[int, list[Any]]] = {}
         self._busy = False
+        self.changed: str | None = None
         self.widget: W.Box = W.VBox()
 
     # ---------------------------------------------------------------- building
@@ -75,14 +77,20 @@ class Explorer:
     # ---------------------------------------------------------------- updating
     def _on_change(self, change: dict[str, Any]) -> None:
         if not self._busy:
-            self.refresh()
+            name = next((k for k, w in self.controls.items() if w is change["owner"]), None)
+            self.refresh(changed=name)
 
-    def refresh(self) -> None:
-        """Redraw every view from the current control values (called on each control change)."""
+    def refresh(self, changed: str | None = None) -> None:
+        """Redraw the views from the current control values (called on each control change).
+
+        ``changed`` names the control that changed (None: redraw everything); ``_draw`` may skip views that
+        do not depend on it.
+        """
         start = time.perf_counter()
         self._busy = True
+        self.changed = changed
         try:
-            with self.widget.hold_sync():
+            with self.widget.hold_sync(), one_thread():
                 self._draw()
             self.status.value = ""
         except Exception as err:  # shown in the widget instead of being lost in the kernel log

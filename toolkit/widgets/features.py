@@ -1,0 +1,137 @@
+"""FeatureBrowser: browse the latents of an SAE (or any ``transform``-er) over cached activations.
+
+Pick a latent from a list sorted by density, by best label match, or "matches nothing" (fires, but no
+ground-truth label explains it); see its dashboard. Pick an example; see which latents fire where.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import torch
+
+from toolkit import viz
+from toolkit.widgets.base import Explorer
+
+SORTS = ("density", "label match", "matches nothing")
+
+
+class FeatureBrowser(Explorer):
+    """Latents of ``sae`` on the rows of ``acts``.
+
+    Args:
+        sae: anything with ``transform(X [n_rows, d]) -> [n_rows, d_sae]`` (SparseAutoencoder, PCA, ...).
+        acts: an ``activations.Activations`` (rows with ``example_index`` / ``position`` and labels).
+        data: the SearchDataset the activations were cached from (default ``acts.data``).
+        hook: which cached hook to encode (default ``sae.hook_name`` or the only cached hook).
+        labels: label names to match latents against (default: every label of the data).
+        match_threshold: a latent "matches nothing" when its best |r| is below this.
+        top_k: top-activating examples drawn in the dashboard.
+
+    Controls: ``sort``, ``latent``, ``example``. Views: ``dashboard`` (image), ``example`` (the example with the
+    latent overlaid), ``where`` (HTML: the latents most active on the example, by position).
+    """
+
+    def __init__(self, sae: Any, acts: Any, data: Any = None, *, hook: str | None = None,
+                 labels: list[str] | None = None, match_threshold: float = 0.3, top_k: int = 3,
+                 latent: int | None = None, sort: str = "density", example: int | None = None):
+        super().__init__()
+        if not hasattr(sae, "transform"):
+            raise TypeError("FeatureBrowser needs a fitted feature extractor with transform(); got "
+                            f"{type(sae).__name__}")
+        for attr in ("example_index", "position", "hook_names"):
+            if not hasattr(acts, attr):
+                raise TypeError("FeatureBrowser needs activations from activations.cache(model, data, ...); got "
+                                f"{type(acts).__name__}")
+        self.data = data if data is not None else getattr(acts, "data", None)
+        if self.data is None or not hasattr(self.data, "task"):
+            raise ValueError("FeatureBrowser needs the SearchDataset the activations came from: pass data=")
+        if sort not in SORTS:
+            raise ValueError(f"sort={sort!r}; valid: {list(SORTS)}")
+        self.hook = hook or getattr(sae, "hook_name", None) or (acts.hook_names[0] if len(acts.hook_names) == 1
+                                                                else None)
+        if self.hook is None or self.hook not in acts.hook_names:
+            raise ValueError(f"choose the hook the SAE was trained on: hook= one of {acts.hook_names}")
+        self.sae, self.acts, self.task = sae, acts, self.data.task
+        self.top_k, self.match_threshold = int(top_k), float(match_threshold)
+        self.latents = torch.as_tensor(sae.transform(acts[self.hook])).float()  # [n_rows, d_sae]
+        self.where = torch.stack([acts.example_index, acts.position], 1)
+        self.density = (self.latents > 0).float().mean(0).numpy()
+        names = labels if labels is not None else list(getattr(acts, "label_names", []))
+        lab = {n: acts.labels(n) for n in names}
+        classes = {n: acts.label(n).class_names for n in names if getattr(acts.label(n), "class_names", None)}
+        self.target_names, self.match = viz.label_match_matrix(self.latents.numpy(), lab, classes)
+        self._labels = lab
+        self._classes = classes
+        best = self.match.max(1) if self.match.size else np.zeros(self.latents.shape[1])
+        self.best_score = best
+        self.best_target = [self.target_names[i] if self.match.size else "-" for i in
+                            (self.match.argmax(1) if self.match.size else np.zeros(len(best), int))]
+        examples = sorted(set(acts.example_index.tolist()))
+        self._control("sort", W.ToggleButtons(options=list(SORTS), value=sort, description="sort by"))
+        self._control("latent", W.Dropdown(description="latent", layout=W.Layout(width="420px")))
+        self._control("example", W.Dropdown(options=examples, value=example if example is not None else examples[0],
+                                            description="example", layout=W.Layout(width="180px")))
+        self.controls["sort"].observe(lambda _: self._set_latents(None), names="value")
+        self._set_latents(latent)
+        self._finish(W.VBox([self.controls["sort"], self.controls["latent"]]), self._image("dashboard"),
+                     self.controls["example"], W.HBox([self._image("example"), self._html("where")]))
+
+    # ---------------------------------------------------------------- ordering
+    def order(self, sort: str) -> list[int]:
+        """Latent ids in the order the ``sort`` option lists them (dead latents last / left out)."""
+        alive = np.flatnonzero(self.density > 0)
+        if sort == "density":
+            return [int(i) for i in alive[np.argsort(-self.density[alive], kind="stable")]]
+        if sort == "label match":
+            return [int(i) for i in alive[np.argsort(-self.best_score[alive], kind="stable")]]
+        lonely = alive[self.best_score[alive] < self.match_threshold]
+        return [int(i) for i in lonely[np.argsort(-self.density[lonely], kind="stable")]]
+
+    def _label(self, i: int) -> str:
+        return (f"{i}: density {self.density[i]:.1%}, best {self.best_target[i]} "
+                f"(|r|={self.best_score[i]:.2f})")
+
+    def _set_latents(self, latent: int | None) -> None:
+        ids = self.order(self.controls["sort"].value)
+        if not ids:
+            ids = [int(np.argmax(self.density))]  # nothing in this category: show the densest latent
+        old = self.controls["latent"].value
+        value = latent if latent is not None else (old if old in ids else ids[0])
+        if value not in range(self.latents.shape[1]):
+            raise ValueError(f"latent={value} is out of range; the SAE has {self.latents.shape[1]} latents")
+        opts = [(self._label(i), i) for i in ids[:500]]
+        if value not in ids[:500]:
+            opts.insert(0, (self._label(value), value))
+        self._set_quiet("latent", options=opts, value=value)
+
+    # ---------------------------------------------------------------- drawing
+    def _draw(self) -> None:
+        s = self.state()
+        i, ex = int(s["latent"]), int(s["example"])
+        v = self.latents[:, i]
+        matches = [(self.target_names[j], float(self.match[i, j])) for j in np.argsort(-self.match[i])[:5]] \
+            if self.match.size else None
+        if self.changed != "example":
+            self._show("dashboard", viz.feature_dashboard(v, self.where, self.data, densities=self.density,
+                                                          name=f"latent {i}", k=self.top_k, matches=matches))
+        example = self.data[ex]
+        seq = len(example.tokens)
+        self._show("example", viz.render_positions(self.task, example, viz.example_overlay(v, self.where, ex, seq),
+                                                   reduce="max", title=f"latent {i} on example {ex}"))
+        rows = self.acts.example_index == ex
+        f = self.latents[rows]  # [positions, d_sae]
+        pos = self.acts.position[rows].tolist()
+        top = torch.argsort(f.max(0).values, descending=True)[:12].tolist()
+        toks = [self.task.vocab.tokens[int(t)] for t in example.tokens[pos]]
+        self.views["where"].value = viz.heatmap_html(
+            f[:, top].T, [f"#{j}" for j in top], [f"{p}:{t}" for p, t in zip(pos, toks)], cmap="viridis",
+            vmin=0.0, highlight_row=top.index(i) if i in top else None, row_name="latent", col_name="position",
+            title=f"most active latents on example {ex}")
+
+    def _describe(self) -> str:
+        s = self.state()
+        return (f"latent={s['latent']} (of {self.latents.shape[1]}, sorted by {s['sort']}), example={s['example']}, "
+                f"hook={self.hook!r}")
