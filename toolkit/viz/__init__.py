@@ -6,7 +6,7 @@ Every plot returns a :class:`VizFigure` (a ``matplotlib.figure.Figure`` that dis
   pooled onto the task's elements), :func:`render_grid`, :func:`positions_to_overlay`
 - attention: :func:`attention_heads` (interactive, offline circuitsvis), :func:`attention_heatmap` (static),
   :func:`attention_html` (fast HTML heatmap), :func:`token_strip`, :func:`heatmap_html`
-- probes: :func:`probe_heatmap`, :func:`probe_curves`, :func:`confusion_matrix`
+- probes: :func:`probe_heatmap`, :func:`probe_curves`, :func:`confusion_matrix`, :func:`prediction_scatter`
 - features: :func:`feature_dashboard`, :func:`label_match`, :func:`top_examples`
 - training: :func:`training_curves`, :func:`accuracy_by_difficulty`
 """
@@ -23,7 +23,7 @@ from toolkit.viz.features import (
 )
 from toolkit.viz.figure import VizFigure, new_figure, to_html, to_png
 from toolkit.viz.html import attention_html, colour, heatmap_html
-from toolkit.viz.probes import confusion_matrix, pivot, probe_curves, probe_heatmap, records
+from toolkit.viz.probes import confusion_matrix, pivot, prediction_scatter, probe_curves, probe_heatmap, records
 from toolkit.viz.tasks import (
     element_table,
     n_elements,
@@ -55,6 +55,7 @@ __all__ = [
     "new_figure",
     "pivot",
     "position_elements",
+    "prediction_scatter",
     "positions_to_overlay",
     "probe_curves",
     "probe_heatmap",

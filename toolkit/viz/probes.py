@@ -164,3 +164,22 @@ def confusion_matrix(y_true: Any, y_pred: Any, *, class_names: Sequence[str] | N
     if ax is None:
         fig.colorbar(im, ax=axis, fraction=0.05, pad=0.02)
     return fig
+
+
+def prediction_scatter(y_true: Any, y_pred: Any, *, title: str | None = None, ax: Any = None) -> Figure:
+    """Predicted against true values of a regression probe (all outputs pooled), with the identity line."""
+    t = _as_numpy(y_true).reshape(-1)
+    p = _as_numpy(y_pred).reshape(-1)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true has {t.size} values and y_pred {p.size}; pass one prediction per value")
+    fig, axis = subplots(width=3.6, height=3.2, ax=ax)
+    axis.scatter(t, p, s=6, alpha=0.4, color="C0", linewidths=0)
+    lo, hi = float(np.nanmin([t.min(initial=0), p.min(initial=0)])), float(np.nanmax([t.max(initial=1),
+                                                                                        p.max(initial=1)]))
+    axis.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls="--")
+    ss_res = float(((t - p) ** 2).sum())
+    ss_tot = float(((t - t.mean()) ** 2).sum()) if t.size else 0.0
+    r2 = 1 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+    axis.set(xlabel="true", ylabel="predicted")
+    axis.set_title(title or f"R² {r2:.2f} (n={t.size})", fontsize=9)
+    return fig

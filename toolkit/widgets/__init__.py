@@ -2,12 +2,20 @@
 
 - :class:`AttentionExplorer` (model, data): example / layer / head / query -> attention on the task + heatmap
 - :class:`SearchStateExplorer` (model, data, probes): step through layers, watch the decoded search state
-- :class:`ProbeExplorer` (sweep result): layer x label heatmap; a cell -> confusion matrix, control, predictions
+- :class:`ProbeExplorer` (sweep result, acts): label x layer heatmap; a cell -> numbers, confusion matrix,
+  per-position predictions
 - :class:`FeatureBrowser` (sae, acts, data): pick a latent, see its dashboard; pick an example, see what fires
-- :class:`MazeEditor` (model, task): click cells to toggle walls / move the goal, watch the model's path
+- :class:`MazeEditor` (model, data): click cells to toggle walls / move origin and target, watch the model
+
+Every explorer displays as one widget, has a readable ``repr``, exposes ``controls`` (set ``.value`` to drive it
+from code), ``views`` and ``figures`` (the last matplotlib Figure of each image view), and ``timings_ms``.
 """
 
 from toolkit.widgets.attention import AttentionExplorer
 from toolkit.widgets.base import Explorer
+from toolkit.widgets.features import FeatureBrowser
+from toolkit.widgets.maze import MazeEditor
+from toolkit.widgets.probe import ProbeExplorer
+from toolkit.widgets.search_state import SearchStateExplorer
 
-__all__ = ["AttentionExplorer", "Explorer"]
+__all__ = ["AttentionExplorer", "Explorer", "FeatureBrowser", "MazeEditor", "ProbeExplorer", "SearchStateExplorer"]
