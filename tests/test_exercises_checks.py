@@ -68,3 +68,45 @@ def test_backward_chain_that_forgets_to_reverse_a_copy():
         return out
 
     assert "goal -> root" in ex.check("01.backward_chain", sloppy, show=False).message
+
+
+def test_loss_returning_per_position_values_is_explained():
+    import torch.nn.functional as F
+
+    def per_position(logits, tokens, loss_mask):
+        return F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none")
+
+    assert "single number" in ex.check("02.next_token_loss", per_position, show=False).message
+
+
+def test_edge_score_keeping_examples_is_a_shape_error():
+    def per_example(pattern, target_mask):
+        return pattern.diagonal(offset=-1, dim1=2, dim2=3).mean(2)  # [n, head]
+
+    assert "should have shape" in ex.check("03.edge_score", per_example, show=False).message
+
+
+def test_probe_accuracy_as_percentage_is_explained():
+    from toolkit.exercises.chapters.ch04_probing import probe_accuracy
+
+    result = ex.check("04.probe_accuracy", lambda *a: 100 * probe_accuracy(*a), show=False)
+    assert "not a percentage" in result.message
+
+
+def test_split_returning_one_mask_is_explained():
+    from toolkit.exercises.chapters.ch04_probing import FORMAT, split_by_example
+
+    result = ex.check("04.split_by_example", lambda *a: split_by_example(*a)[1], show=False)
+    assert result.message == FORMAT
+
+
+def test_split_without_shuffling_fails_the_seed_case():
+    import torch
+
+    def in_order(example_index, test_frac, seed):
+        examples = torch.unique(example_index)
+        test = torch.isin(example_index, examples[: round(test_frac * len(examples))])
+        return ~test, test
+
+    result = ex.check("04.split_by_example", in_order, show=False)
+    assert "different split" in result.message
