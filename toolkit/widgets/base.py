@@ -50,7 +50,7 @@ class Explorer:
         return widget
 
     def _image(self, name: str, width: str | None = None) -> W.Image:
-        img = W.Image(format="png", layout=W.Layout(width=width) if width else W.Layout())
+        img = W.Image(format="png", layout=W.Layout(width=width, align_self="flex-start", flex="0 0 auto"))
         img.add_class(f"{CSS_PREFIX}-view-{name}")
         self.views[name] = img
         return img
@@ -125,7 +125,9 @@ class Explorer:
         if saved is None or saved[0] != n_axes:
             self._layouts[name] = (n_axes, [ax.get_position() for ax in fig.axes])
         self.figures[name] = fig
-        self.views[name].value = png
+        view = self.views[name]
+        view.value = png
+        view.layout.width = f"{round(fig.get_figwidth() * self.dpi)}px"  # natural size: never stretched
 
     # ---------------------------------------------------------------- display and text
     def state(self) -> dict[str, Any]:

@@ -100,8 +100,10 @@ class MazeEditor(Explorer):
                       for name in self.probes}
         self._fast = _fast(model)
         n = task.size
-        self._control("mode", W.ToggleButtons(options=list(MODES), value=MODES[0], description="click to",
-                                              style={"button_width": "70px"}), redraw=False)
+        self._control("mode", W.ToggleButtons(options=list(MODES), value=MODES[0], tooltips=[
+            "open / close the wall to the right of the clicked cell", "open / close the wall below the clicked cell",
+            "move the origin to the clicked cell", "move the target to the clicked cell"],
+            style={"button_width": "62px"}), redraw=False)
         self.cells: list[list[W.Button]] = []
         for r in range(n):
             row = []
@@ -118,7 +120,7 @@ class MazeEditor(Explorer):
         grid.add_class("searchlight-maze-grid")
         self.reset_button = W.Button(description="reset maze", icon="undo")
         self.reset_button.on_click(lambda _: self.reset())
-        side = [self.controls["mode"], grid, self.reset_button]
+        side = [W.Label("a click on a cell does:"), self.controls["mode"], grid, self.reset_button]
         if self.probes:
             names = list(self.probes)
             self._control("probe", W.Dropdown(options=names, value=names[0], description="probe"))
@@ -126,7 +128,8 @@ class MazeEditor(Explorer):
             self._control("layer", W.Dropdown(options=hooks, value=hooks[-1], description="layer"))
             self.controls["probe"].observe(self._set_layers, names="value")
             side += [self.controls["probe"], self.controls["layer"]]
-        self._finish(W.HBox([W.VBox(side), W.VBox([self._image("maze"), self._html("info")])]))
+        self._finish(W.HBox([W.VBox(side, layout=W.Layout(min_width="290px")),
+                             W.VBox([self._image("maze"), self._html("info")])]))
 
     # ---------------------------------------------------------------- editing
     def click(self, row: int, col: int, mode: str | None = None) -> None:
