@@ -41,7 +41,7 @@ class AttentionExplorer(Explorer):
             raise ValueError(f"layer={layer}, head={head} out of range: the model has {n_layers} layers x "
                              f"{n_heads} heads")
         self._control("example", W.IntSlider(value=example, min=0, max=self.n - 1, description="example",
-                                             continuous_update=False))
+                                             continuous_update=False), before=lambda _: self._set_queries(None))
         self._control("layer", W.ToggleButtons(options=list(range(n_layers)), value=layer, description="layer",
                                                style={"button_width": "36px"}))
         self._control("head", W.ToggleButtons(options=list(range(n_heads)), value=head, description="head",
@@ -50,7 +50,6 @@ class AttentionExplorer(Explorer):
         self._set_queries(query)
         controls = W.VBox([self.controls["example"], self.controls["layer"], self.controls["head"],
                            self.controls["query"]])
-        self.controls["example"].observe(lambda _: self._set_queries(None), names="value")
         self._finish(W.HBox([controls, self._html("top")]),
                      W.HBox([self._image("task"), self._html("heatmap")]))
 

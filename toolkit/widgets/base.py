@@ -42,9 +42,14 @@ class Explorer:
         self.widget: W.Box = W.VBox()
 
     # ---------------------------------------------------------------- building
-    def _control(self, name: str, widget: W.Widget, redraw: bool = True) -> W.Widget:
+    def _control(self, name: str, widget: W.Widget, redraw: bool = True,
+                 before: Callable[[dict[str, Any]], None] | None = None) -> W.Widget:
+        """Register a control. ``before(change)`` runs first on every change (e.g. to refill another control's
+        options quietly), then the views redraw (unless ``redraw=False``)."""
         widget.add_class(f"{CSS_PREFIX}-control-{name}")
         self.controls[name] = widget
+        if before is not None:
+            widget.observe(before, names="value")
         if redraw:
             widget.observe(self._on_change, names="value")
         return widget

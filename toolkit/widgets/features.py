@@ -70,11 +70,11 @@ class FeatureBrowser(Explorer):
         self.best_target = [self.target_names[i] if self.match.size else "-" for i in
                             (self.match.argmax(1) if self.match.size else np.zeros(len(best), int))]
         examples = sorted(set(acts.example_index.tolist()))
-        self._control("sort", W.ToggleButtons(options=list(SORTS), value=sort, description="sort by"))
+        self._control("sort", W.ToggleButtons(options=list(SORTS), value=sort, description="sort by"),
+                      before=lambda _: self._set_latents(None, keep=False))
         self._control("latent", W.Dropdown(description="latent", layout=W.Layout(width="420px")))
         self._control("example", W.Dropdown(options=examples, value=example if example is not None else examples[0],
                                             description="example", layout=W.Layout(width="180px")))
-        self.controls["sort"].observe(lambda _: self._set_latents(None), names="value")
         self._set_latents(latent)
         self._finish(W.VBox([self.controls["sort"], self.controls["latent"]]), self._image("dashboard"),
                      self.controls["example"], W.HBox([self._image("example"), self._html("where")]))
@@ -94,12 +94,14 @@ class FeatureBrowser(Explorer):
         return (f"{i}: density {self.density[i]:.1%}, best {self.best_target[i]} "
                 f"(|r|={self.best_score[i]:.2f})")
 
-    def _set_latents(self, latent: int | None) -> None:
+    def _set_latents(self, latent: int | None, keep: bool = True) -> None:
+        """Fill the latent list in the current sort order; select ``latent``, else the old one (``keep``), else
+        the top of the list."""
         ids = self.order(self.controls["sort"].value)
         if not ids:
             ids = [int(np.argmax(self.density))]  # nothing in this category: show the densest latent
         old = self.controls["latent"].value
-        value = latent if latent is not None else (old if old in ids else ids[0])
+        value = latent if latent is not None else (old if keep and old in ids else ids[0])
         if value not in range(self.latents.shape[1]):
             raise ValueError(f"latent={value} is out of range; the SAE has {self.latents.shape[1]} latents")
         opts = [(self._label(i), i) for i in ids[:500]]

@@ -116,15 +116,15 @@ class SearchStateExplorer(Explorer):
             raise KeyError(f"no probes for label {label!r}; probed labels: {names}")
         if not 0 <= example < self.n:
             raise ValueError(f"example={example} is out of range; this explorer holds examples 0..{self.n - 1}")
-        self._control("label", W.Dropdown(options=names, value=label, description="label"))
+        refill = lambda _: self._set_choices(None, None)  # noqa: E731
+        self._control("label", W.Dropdown(options=names, value=label, description="label"), before=refill)
         self._control("example", W.IntSlider(value=example, min=0, max=self.n - 1, description="example",
-                                             continuous_update=False))
+                                             continuous_update=False), before=refill)
         self._control("position", W.Dropdown(description="position", layout=W.Layout(width="200px")))
         self._control("layer", W.SelectionSlider(options=[("x", "x")], description="layer", continuous_update=False))
         self.play = W.Play(interval=900, min=0, max=1, step=1, description="play through layers")
         self.play.observe(self._on_play, names="value")
-        for name in ("label", "example"):
-            self.controls[name].observe(lambda _: self._set_choices(None, None), names="value")
+        self.controls["layer"].observe(self._sync_play, names="value")
         self._set_choices(position, layer)
         self._finish(W.HBox([W.VBox([self.controls["label"], self.controls["example"]]),
                              W.VBox([self.controls["position"], W.HBox([self.play, self.controls["layer"]])])]),
@@ -154,8 +154,8 @@ class SearchStateExplorer(Explorer):
         want = hook_for(layer) if layer is not None else (old_l if old_l in hooks else hooks[-1])
         if want not in hooks:
             raise ValueError(f"layer={layer!r}: no probe there; probed: {hooks}")
-        self._set_quiet("layer", options=[(self._short(h), h) for h in hooks], value=want)
         self.play.max = len(hooks) - 1
+        self._set_quiet("layer", options=[(self._short(h), h) for h in hooks], value=want)
 
     @staticmethod
     def _short(hook: str) -> str:
@@ -164,6 +164,16 @@ class SearchStateExplorer(Explorer):
     def _on_play(self, change: dict[str, Any]) -> None:
         hooks = self._hooks()
         self.controls["layer"].value = hooks[min(int(change["new"]), len(hooks) - 1)]
+
+    def _sync_play(self, change: dict[str, Any]) -> None:
+        """Keep the play button's position on the selected layer (so play continues from there)."""
+        hooks = self._hooks()
+        if change["new"] in hooks and self.play.value != hooks.index(change["new"]):
+            self.play.unobserve(self._on_play, names="value")
+            try:
+                self.play.value = hooks.index(change["new"])
+            finally:
+                self.play.observe(self._on_play, names="value")
 
     # ---------------------------------------------------------------- decoding
     def decoded(self, hook: str | None = None) -> np.ndarray:
