@@ -8,7 +8,7 @@ import torch
 from toolkit import exercises as ex
 from toolkit.exercises.chapters import ch05_interventions as ch
 
-IDS = ["05.logit_diff", "05.patch_effect", "05.prev_token_score", "05.knockout_pattern", "05.project_out",
+IDS = ["05.logit_diff", "05.patch_effect", "05.ancestor_at_depth", "05.knockout_pattern", "05.project_out",
        "05.mean_diff_direction"]
 
 
@@ -64,8 +64,8 @@ def test_references_agree_with_the_toolkit():
 
 def test_reference_values_by_hand():
     pattern = torch.tensor([[[[1.0, 0, 0], [0.25, 0.75, 0], [0.2, 0.6, 0.2]]]])  # [1, 1, 3, 3]
-    qmask = torch.tensor([[False, True, True]])
-    assert ch.prev_token_score(pattern, qmask).tolist() == pytest.approx([(0.25 + 0.6) / 2])
+    parent = [-1, 0, 0, 1, 3]  # 0 -> 1 -> 3 -> 4, 0 -> 2
+    assert [ch.ancestor_at_depth(parent, 4, k) for k in range(5)] == [0, 1, 3, 4, -1]
     block = torch.zeros(1, 3, 3, dtype=torch.bool)
     block[0, 2, 1] = True
     ko = ch.knockout_pattern(pattern, block, 0)

@@ -1,10 +1,11 @@
 """Tutorial 05, *Does the model use it? Causal interventions*.
 
-Exercises: the logit-difference metric, the normalised patching effect, a previous-token ("edge
-concatenation") head score, attention knockout, projecting a concept out of activations, and a mean-difference
-steering direction. Conventions match :mod:`toolkit.interventions` (denoising: 1 = clean behaviour restored) and
-:mod:`toolkit.probes` (``project_out``, ``direction(..., method="mean_diff", normalize=False)``). Cases are
-seeded random tensors.
+Exercises: the logit-difference metric, the ancestor of a node at a given depth (to build counterfactual
+pairs that share or do not share it), the normalised patching effect, attention knockout, projecting a
+concept out of activations, and a mean-difference steering direction. Conventions match
+:mod:`toolkit.interventions` (denoising: 1 = clean behaviour restored) and :mod:`toolkit.probes`
+(``project_out``, ``direction(..., method="mean_diff", normalize=False)``). Cases are seeded random tensors
+and small trees from :class:`toolkit.tasks.TreeSearch`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import torch
 
-from toolkit.exercises.compare import diff_tensor
+from toolkit.exercises.compare import diff_tensor, diff_value
 from toolkit.exercises.core import Mistake, function_exercise
 
 Tensor = torch.Tensor
@@ -41,16 +42,15 @@ def patch_effect(patched: Tensor | float, clean: float, corrupt: float) -> Tenso
     return (patched - corrupt) / (clean - corrupt)
 
 
-def prev_token_score(pattern: Tensor, query_mask: Tensor) -> Tensor:
-    """Per head, the mean attention from the selected query positions to the position just before them.
-
-    ``pattern [n, head, q, k]`` (rows sum to 1), ``query_mask [n, q]`` bool (never True at position 0).
-    Returns ``[head]``.
-    """
-    n, h, s, _ = pattern.shape
-    prev = torch.diagonal(pattern, offset=-1, dim1=2, dim2=3)  # [n, head, s-1]: query q -> key q-1, q = 1..s-1
-    sel = query_mask[:, 1:]  # [n, s-1]
-    return (prev * sel[:, None]).sum((0, 2)) / sel.sum()
+def ancestor_at_depth(parent: list[int], node: int, depth: int) -> int:
+    """The ancestor of ``node`` that sits at ``depth`` in the tree (the root has depth 0; a node is its own
+    ancestor at its own depth). ``parent[v]`` is v's parent, -1 for the root. Returns -1 when ``depth`` is
+    deeper than ``node``."""
+    chain = [node]
+    while parent[chain[-1]] >= 0:
+        chain.append(parent[chain[-1]])
+    path = chain[::-1]  # root .. node
+    return path[depth] if depth < len(path) else -1
 
 
 def knockout_pattern(pattern: Tensor, block: Tensor, head: int) -> Tensor:
@@ -110,22 +110,29 @@ def _effect_ratio(patched, clean, corrupt):
     return patched / clean
 
 
-def _prev_self(pattern, query_mask):
-    diag = torch.diagonal(pattern, dim1=2, dim2=3)
-    return (diag * query_mask[:, None]).sum((0, 2)) / query_mask.sum()
+def _anc_steps_up(parent, node, depth):
+    for _ in range(depth):
+        if parent[node] < 0:
+            return -1
+        node = parent[node]
+    return node
 
 
-def _prev_all_queries(pattern, query_mask):
-    return torch.diagonal(pattern, offset=-1, dim1=2, dim2=3).mean((0, 2))
+def _anc_one_based(parent, node, depth):
+    return ancestor_at_depth(parent, node, depth - 1) if depth >= 1 else -1
 
 
-def _prev_first_token(pattern, query_mask):
-    return (pattern[..., 0] * query_mask[:, None]).sum((0, 2)) / query_mask.sum()
+def _anc_never_self(parent, node, depth):
+    out = ancestor_at_depth(parent, node, depth)
+    return -1 if out == node else out
 
 
-def _prev_sum(pattern, query_mask):
-    prev = torch.diagonal(pattern, offset=-1, dim1=2, dim2=3)
-    return (prev * query_mask[:, None, 1:]).sum((0, 2))
+def _anc_clamped(parent, node, depth):
+    chain = [node]
+    while parent[chain[-1]] >= 0:
+        chain.append(parent[chain[-1]])
+    path = chain[::-1]
+    return path[min(depth, len(path) - 1)]
 
 
 def _ko_no_renorm(pattern, block, head):
@@ -223,24 +230,19 @@ def _pattern(n: int, heads: int, seq: int, g: torch.Generator) -> Tensor:
     return scores.masked_fill(~causal, float("-inf")).softmax(-1)
 
 
-def _prev_cases():
+def _anc_cases():
+    from toolkit.tasks import TreeSearch
+
+    data = TreeSearch(n_nodes=8, max_path=4).generate(4, seed=560, split="test")
     out = []
-    for k, (n, heads, seq) in enumerate(((5, 2, 9), (3, 4, 12))):
-        g = _g(520 + k)
-        pat = _pattern(n, heads, seq, g)
-        qmask = torch.zeros(n, seq, dtype=torch.bool)
-        qmask[:, 1:seq - 1:2] = True  # every other position, like the target tokens of an edge list
-        qmask[0, 1] = False
-        out.append((f"{n} examples, {heads} heads, {seq} positions", (pat, qmask)))
-    g = _g(522)
-    pat = _pattern(2, 2, 6, g)
-    prev = torch.zeros(2, 6, 6)
-    prev[:, 0, 0] = 1
-    prev[:, torch.arange(1, 6), torch.arange(0, 5)] = 1
-    pat[:, 1] = prev  # head 1 is a perfect previous-token head
-    qmask = torch.zeros(2, 6, dtype=torch.bool)
-    qmask[:, [1, 3, 5]] = True
-    out.append(("head 1 is a perfect previous-token head", (pat, qmask)))
+    for i in range(4):
+        tree = data.structures[i]
+        d = tree.depth(tree.goal)
+        for depth in sorted({1, max(d - 1, 0), d}):
+            out.append((f"tree {i + 1}: the goal {tree.goal} (depth {d}), ancestor at depth {depth}",
+                        (list(tree.parent), tree.goal, depth)))
+    chain = [-1, 0, 1, 2, 3]  # 0 -> 1 -> 2 -> 3 -> 4
+    out += [("a chain, the root itself", (chain, 4, 0)), ("deeper than the node: -1", (chain, 2, 4))]
     return out
 
 
@@ -279,6 +281,12 @@ def _md_cases():
 
 
 # --- comparisons ------------------------------------------------------------------------------------------
+
+
+def _cmp_int(got: Any, expected: int, args: tuple) -> str | None:
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = int(got)
+    return diff_value(got, expected, name="ancestor")
 
 
 def _cmp(name: str):
@@ -321,20 +329,17 @@ function_exercise(
 )
 
 function_exercise(
-    "05.prev_token_score", title="Find the edge-concatenation head", difficulty=2, importance=4, minutes=10,
-    reference=prev_token_score, cases=_prev_cases, compare=_cmp("head scores"),
-    hints=["Query q attending to the position before it is the entry `pattern[:, :, q, q - 1]`: the first "
-           "sub-diagonal of each [q, k] matrix.",
-           "`torch.diagonal(pattern, offset=-1, dim1=2, dim2=3)` gives [n, head, seq - 1], where entry j belongs "
-           "to query j + 1; align the mask with `query_mask[:, 1:]`.",
-           "Average only over the selected queries: sum the masked values over examples and positions and divide "
-           "by the number of True entries in the mask."],
-    mistakes=[Mistake("you measured attention to the query's own position (the main diagonal); the edge's source "
-                      "sits one position *before* its target", _prev_self),
-              Mistake("average only over the selected query positions (`query_mask`), not over every position",
-                      _prev_all_queries),
-              Mistake("you measured attention to position 0, not to the previous position", _prev_first_token),
-              Mistake("take the mean over the selected queries, not the sum", _prev_sum)],
+    "05.ancestor_at_depth", title="The ancestor at a given depth", difficulty=2, importance=4, minutes=8,
+    reference=ancestor_at_depth, cases=_anc_cases, compare=_cmp_int,
+    hints=["Walk up from `node` with `parent` until you reach the root (parent -1), collecting the nodes.",
+           "Reverse the list: now index 0 is the root (depth 0) and index k is the ancestor at depth k.",
+           "Return `path[depth]`, or -1 when `depth` is past the end of the path."],
+    mistakes=[Mistake("depth counts down from the root (the root has depth 0), not steps up from the node",
+                      _anc_steps_up),
+              Mistake("the root has depth 0, so depth 1 is the root's child on the way to the node",
+                      _anc_one_based),
+              Mistake("a node is its own ancestor at its own depth: return the node itself there", _anc_never_self),
+              Mistake("return -1 when the depth is deeper than the node, not the node itself", _anc_clamped)],
 )
 
 function_exercise(
