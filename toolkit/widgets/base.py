@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ class Explorer:
     """Base class. Subclasses fill ``self.controls`` / ``self.views`` in ``__init__`` and implement ``_draw``."""
 
     dpi = 80
+    cache_size = 64
 
     def __init__(self) -> None:
         self.controls: dict[str, W.Widget] = {}
@@ -37,6 +39,8 @@ class Explorer:
         self.timings_ms: list[float] = []
         self.errors: list[str] = []
         self._layouts: dict[str, tuple[int, list[Any]]] = {}
+        self._cache: OrderedDict[tuple[str, Any], tuple[Figure, bytes, str]] = OrderedDict()
+        self.cache_hits = 0
         self._busy = False
         self.changed: str | None = None
         self.widget: W.Box = W.VBox()
@@ -118,8 +122,24 @@ class Explorer:
         finally:
             self._busy = busy
 
-    def _show(self, name: str, fig: Figure) -> None:
-        """Put ``fig`` into view ``name`` (PNG), reusing that view's layout when the axes match."""
+    def _show(self, name: str, fig: Figure | Callable[[], Figure], key: Any = None) -> None:
+        """Put a figure into view ``name`` (PNG), reusing that view's layout when the axes match.
+
+        With a ``key`` (everything the picture depends on) and ``fig`` a callable, the PNG is cached: showing
+        the same key again (stepping back through layers, revisiting a latent) skips drawing. At most
+        ``cache_size`` PNGs are kept per explorer (0 disables the cache).
+        """
+        if key is not None and self.cache_size > 0:
+            hit = self._cache.get((name, key))
+            if hit is not None:
+                self._cache.move_to_end((name, key))
+                self.figures[name], png, width = hit
+                self.views[name].value = png
+                self.views[name].layout.width = width
+                self.cache_hits += 1
+                return
+        if callable(fig):
+            fig = fig()
         n_axes = len(fig.axes)
         saved = self._layouts.get(name)
         if saved is not None and saved[0] == n_axes and fig.get_layout_engine() is not None:
@@ -133,6 +153,10 @@ class Explorer:
         view = self.views[name]
         view.value = png
         view.layout.width = f"{round(fig.get_figwidth() * self.dpi)}px"  # natural size: never stretched
+        if key is not None and self.cache_size > 0:
+            self._cache[(name, key)] = (fig, png, view.layout.width)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
 
     # ---------------------------------------------------------------- display and text
     def state(self) -> dict[str, Any]:

@@ -117,12 +117,14 @@ class FeatureBrowser(Explorer):
         matches = [(self.target_names[j], float(self.match[i, j])) for j in np.argsort(-self.match[i])[:5]] \
             if self.match.size else None
         if self.changed != "example":
-            self._show("dashboard", viz.feature_dashboard(v, self.where, self.data, densities=self.density,
-                                                          name=f"latent {i}", k=self.top_k, matches=matches))
+            self._show("dashboard", lambda: viz.feature_dashboard(
+                v, self.where, self.data, densities=self.density, name=f"latent {i}", k=self.top_k, matches=matches),
+                key=i)
         example = self.data[ex]
         seq = len(example.tokens)
-        self._show("example", viz.render_positions(self.task, example, viz.example_overlay(v, self.where, ex, seq),
-                                                   reduce="max", title=f"latent {i} on example {ex}"))
+        self._show("example", lambda: viz.render_positions(
+            self.task, example, viz.example_overlay(v, self.where, ex, seq), reduce="max",
+            title=f"latent {i} on example {ex}"), key=(i, ex))
         rows = self.acts.example_index == ex
         f = self.latents[rows]  # [positions, d_sae]
         pos = self.acts.position[rows].tolist()

@@ -172,13 +172,14 @@ class ProbeExplorer(Explorer):
         lab = self.acts.label(s["label"])
         self.views["cell"].value = self._cell_html(row, f"{len(idx)} (all rows, train + test)")
         if self.changed != "example":
-            if lab.kind == "regression":
-                fig = viz.prediction_scatter(y, pred, title=f"{s['label']} @ {self._short(s['hook'])}")
-            else:
+            def confusion() -> Any:
+                if lab.kind == "regression":
+                    return viz.prediction_scatter(y, pred, title=f"{s['label']} @ {self._short(s['hook'])}")
                 names = lab.class_names if lab.kind == "multiclass" else None
-                fig = viz.confusion_matrix(y.reshape(-1).long(), pred.reshape(-1).long(), class_names=names,
-                                           title=f"{s['label']} @ {self._short(s['hook'])} (all rows)")
-            self._show("confusion", fig)
+                return viz.confusion_matrix(y.reshape(-1).long(), pred.reshape(-1).long(), class_names=names,
+                                            title=f"{s['label']} @ {self._short(s['hook'])} (all rows)")
+
+            self._show("confusion", confusion, key=(s["label"], s["hook"]))
         ex = int(s["example"])
         on_ex = self.acts.example_index[idx] == ex
         pos = self.acts.position[idx][on_ex]
@@ -196,10 +197,11 @@ class ProbeExplorer(Explorer):
             right[pos.numpy()] = ok.numpy()
             what = "fraction right"
         toks = [data.task.vocab.tokens[int(t)] for t in tokens[:seq]]
-        self._show("example", viz.token_strip(toks, right, vmin=0.0 if lab.kind != "regression" else None,
+        self._show("example", lambda: viz.token_strip(toks, right, vmin=0.0 if lab.kind != "regression" else None,
                                               vmax=1.0 if lab.kind != "regression" else None, cmap="RdYlGn",
                                               label=what, title=f"example {ex}: {s['label']} probe at "
-                                              f"{self._short(s['hook'])}, {what} per position (blank: undefined)"))
+                                              f"{self._short(s['hook'])}, {what} per position (blank: undefined)"),
+                   key=(s["label"], s["hook"], ex))
 
     def _describe(self) -> str:
         s = self.state()

@@ -199,12 +199,14 @@ class SearchStateExplorer(Explorer):
         where = f"position {s['position']} ({toks[int(ex.tokens[s['position']])]})"
         self.views["description"].value = (f"<b>{lab.name}</b> ({lab.kind}): {lab.description} &mdash; at {where}, "
                                            f"read from <code>{s['layer']}</code>")
-        if on_task:
-            fig = viz.render_grid(self.task, [ex, ex], [pred, true], [f"decoded at {self._short(s['layer'])}",
-                                                                      "ground truth"], ncols=2)
-        else:  # the label is not one value per node / cell (e.g. a move direction): draw the task, list values
-            fig = viz.render(self.task, ex, title=f"{lab.name}: not a per-element state; see the table")
-        self._show("state", fig)
+        def figure() -> Any:
+            if on_task:
+                return viz.render_grid(self.task, [ex, ex], [pred, true], [f"decoded at {self._short(s['layer'])}",
+                                                                           "ground truth"], ncols=2)
+            # the label is not one value per node / cell (e.g. a move direction): draw the task, list values
+            return viz.render(self.task, ex, title=f"{lab.name}: not a per-element state; see the table")
+
+        self._show("state", figure, key=(s["label"], s["example"], s["position"], s["layer"]))
         self.views["layers"].value = self._layer_table(lab, true)
 
     def _layer_table(self, lab: Any, true: np.ndarray) -> str:
