@@ -24,8 +24,8 @@ def setup():
 
 def test_matches_run_with_cache(setup):
     task, data, model, full = setup
-    hooks = ["hook_embed", "blocks.0.hook_resid_pre", "resid_post", "blocks.1.attn.hook_pattern", "blocks.2.attn.hook_z",
-             "blocks.3.mlp.hook_post"]
+    hooks = ["hook_embed", "blocks.0.hook_resid_pre", "resid_post", "blocks.1.attn.hook_pattern",
+             "blocks.2.attn.hook_z", "blocks.3.mlp.hook_post"]
     acts = activations.cache(model, data, hooks=hooks, positions="loss", batch_size=64, progress=False)
     assert acts.hook_names[0] == "hook_embed" and acts.hook_names[-1] == "blocks.3.hook_resid_post"
     assert len(acts) == int(data.loss_mask.sum())
@@ -64,6 +64,11 @@ def test_positions_specs(setup):
     c = activations.cache(model, data, hooks="blocks.0.hook_resid_post", positions=lambda d: d.tokens == pad,
                           progress=False)
     assert bool((c.token == pad).all())
+    with pytest.warns(UserWarning, match="both a label and a task position"):
+        g = activations.cache(model, data, hooks="blocks.0.hook_resid_post", positions="goal", progress=False)
+    assert torch.equal(g.position, data.label("goal").mask.nonzero()[:, 1])
+    tok = activations.cache(model, data, hooks="blocks.0.hook_resid_post", positions="position:goal", progress=False)
+    assert bool((tok.position == task.bar + 1).all())
     sub = a.at("query")
     torch.testing.assert_close(sub["blocks.0.hook_resid_post"], q["blocks.0.hook_resid_post"])
     with pytest.raises(ValueError, match="valid names"):

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from toolkit.activations import store as st
+from toolkit.activations.batching import batch_rows
 from toolkit.activations.hooks import HookSpec, position_dim, resolve, stop_layer
 from toolkit.activations.positions import PositionSpec, position_mask, tokens_of
 from toolkit.activations.result import Activations
@@ -43,7 +44,7 @@ def _row_shapes(model: Any, names: list[str], tokens: torch.Tensor, stop: int | 
         return t
 
     points = {name: model.hook_dict[name] for name in names}
-    with torch.no_grad(), model.hooks(fwd_hooks=[(n, grab) for n in names]):
+    with torch.no_grad(), model.hooks(fwd_hooks=[(n, grab) for n in names]), batch_rows(0, 1):
         model(tokens[:1].to(_device(model)), stop_at_layer=stop)
     seq = tokens.shape[1]
     out = {}
@@ -171,7 +172,8 @@ def _cache(model: Any, data: Any, hooks: HookSpec, positions: PositionSpec, batc
         length = int(last[s:e].max()) + 1
         cap.mask = mask[s:e, :length].to(device)
         cap.offset = int(offsets[s]) - base
-        model(tokens[s:e, :length].to(device), stop_at_layer=stop)
+        with batch_rows(s, e):
+            model(tokens[s:e, :length].to(device), stop_at_layer=stop)
 
     fwd_hooks = [(name, cap.hook_for(name)) for name in names]
     if store is None:

@@ -51,8 +51,10 @@ def _firing_order(model: Any) -> list[str]:
 
     for p in points.values():
         handles.append(p.register_forward_hook(record))
+    from toolkit.activations.batching import batch_rows
+
     try:
-        with torch.no_grad():
+        with torch.no_grad(), batch_rows(0, 1):
             model(torch.zeros(1, 2, dtype=torch.long, device=_device(model)))
     finally:
         for h in handles:

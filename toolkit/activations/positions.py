@@ -6,12 +6,15 @@ Specs:
 * ``"loss"``: the loss positions (``data.loss_mask``: tokens that are training targets)
 * ``"prompt"``: positions before ``data.prompt_len``
 * a label name (e.g. ``"parent"``): that label's mask, so every row has a valid label value
-* a named position of the task (e.g. ``"query"``, ``"goal"``; see ``task.positions``)
+* a named position of the task (e.g. ``"query"``; see ``task.positions``)
+* ``"label:NAME"`` / ``"position:NAME"`` when a name is both (the tree task's ``"goal"`` is a label defined at
+  the query and path positions *and* the position of the goal token); a bare ambiguous name means the label
 * a BoolTensor ``[n, seq]``, or a callable ``data -> BoolTensor [n, seq]``
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +51,16 @@ def position_mask(data: Any, positions: PositionSpec) -> torch.Tensor:
     return mask
 
 
+def _task_position(data: Any, name: str) -> torch.Tensor | None:
+    task = getattr(data, "task", None)
+    if task is None or not hasattr(task, "positions"):
+        return None
+    try:
+        return task.positions(data, name)
+    except ValueError:
+        return None
+
+
 def _named(data: Any, tokens: torch.Tensor, name: str) -> torch.Tensor:
     if name == "all":
         vocab = getattr(getattr(data, "task", None), "vocab", None)
@@ -64,13 +77,17 @@ def _named(data: Any, tokens: torch.Tensor, name: str) -> torch.Tensor:
             raise ValueError("positions='prompt' needs a SearchDataset (with prompt_len)")
         return torch.arange(tokens.shape[1])[None, :] < data.prompt_len[:, None]
     labels = getattr(data, "labels", {}) or {}
-    if name in labels:
-        return labels[name].mask.clone()
-    task_note = ""
     task = getattr(data, "task", None)
-    if task is not None and hasattr(task, "positions"):
+    kind, _, bare = name.partition(":") if name.startswith(("label:", "position:")) else ("", "", name)
+    if kind != "position" and bare in labels:
+        if not kind and _task_position(data, bare) is not None:
+            warnings.warn(f"positions={bare!r} is both a label and a task position; using the label's mask. Say "
+                          f"'label:{bare}' or 'position:{bare}' to choose.", stacklevel=4)
+        return labels[bare].mask.clone()
+    task_note = ""
+    if kind != "label" and task is not None and hasattr(task, "positions"):
         try:
-            return task.positions(data, name)
+            return task.positions(data, bare)
         except ValueError as e:
             task_note = f"; the task says: {e}"
     valid = list(BUILTIN) + sorted(labels)

@@ -1,0 +1,204 @@
+"""Batched probe solvers: many independent linear probes fitted at once, in torch.
+
+Every function takes a stack of ``G`` problems that share the number of rows: ``X [G, n, d]`` (e.g. one slice
+per layer, or per layer x {real labels, control labels}). Features are standardised per problem on the
+training rows (:func:`standardize`), so one regularisation strength suits every layer.
+
+* :func:`fit_logistic`: multinomial (``Y [G, n]`` class ids) or independent sigmoid outputs
+  (``Y [G, n, K]`` 0/1, binary = ``K=1``), L2 penalty ``||W||^2 / (2 C n)`` like scikit-learn's ``C``; one
+  full-batch L-BFGS run on the sum of the ``G`` objectives (they are independent, so the sum's minimiser is each
+  one's minimiser).
+* :func:`fit_ridge`: closed-form ridge regression for ``Y [G, n, K]`` (``alpha`` on the summed squared error,
+  like scikit-learn's ``Ridge``), intercept unpenalised.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def standardize(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-problem feature ``(mean [G, 1, d], std [G, 1, d])``; constant features get std 1."""
+    mean = X.mean(1, keepdim=True)
+    std = X.std(1, keepdim=True, unbiased=False)
+    return mean, torch.where(std > 1e-6, std, torch.ones_like(std))
+
+
+def logits(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``X [G, n, d] @ W [G, d, K] + b [G, K]`` -> ``[G, n, K]``."""
+    return torch.baddbmm(b[:, None, :], X, W)
+
+
+def _loss_grad(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor, Y: torch.Tensor, multinomial: bool,
+               lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Objective per problem ``[G]`` and its gradients ``[G, d, K]``, ``[G, K]`` (analytic, no autograd)."""
+    n = X.shape[1]
+    z = logits(X, W, b)
+    if multinomial:
+        lse = torch.logsumexp(z, -1)
+        loss = (lse - z.gather(2, Y[..., None])[..., 0]).sum(1)
+        r = torch.softmax(z, -1)
+        r.scatter_add_(2, Y[..., None], torch.full_like(r[..., :1], -1.0))
+    else:
+        loss = F.binary_cross_entropy_with_logits(z, Y, reduction="none").sum((1, 2))
+        r = torch.sigmoid(z) - Y
+    r /= n
+    gW = torch.bmm(X.transpose(1, 2), r) + lam * W
+    gb = r.sum(1)
+    return loss / n + 0.5 * lam * (W * W).sum((1, 2)), gW, gb
+
+
+def fit_logistic(X: torch.Tensor, Y: torch.Tensor, n_out: int, C: float = 1.0, max_iter: int = 200,
+                 tol: float = 1e-4, history: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fit ``G`` logistic probes at once. Returns ``W [G, d, K]``, ``b [G, K]`` (``K = n_out``).
+
+    A batched L-BFGS: every problem keeps its own curvature history, step size (backtracking Armijo line
+    search) and stopping test (max |gradient| < ``tol``, scikit-learn's default), so each converges as if
+    fitted alone while one matrix product serves all of them. Converged problems drop out of the batch.
+
+    Args:
+        X: standardised features ``[G, n, d]`` (float32).
+        Y: class ids ``[G, n]`` (multinomial, ``n_out`` classes) or 0/1 targets ``[G, n, n_out]`` (sigmoids).
+        C: inverse L2 strength, objective ``mean loss + ||W||^2 / (2 C n)`` (scikit-learn's convention).
+    """
+    G, n, d = X.shape
+    K = n_out
+    multinomial = Y.ndim == 2
+    Y = Y.long() if multinomial else Y.to(X.dtype)
+    lam = 1.0 / (C * n)
+    W = torch.zeros(G, d, K, dtype=X.dtype)
+    b = torch.zeros(G, K, dtype=X.dtype)
+    p = (d + 1) * K
+    S = torch.zeros(history, G, p, dtype=X.dtype)
+    Yh = torch.zeros(history, G, p, dtype=X.dtype)
+    rho = torch.zeros(history, G, dtype=X.dtype)
+    filled = torch.zeros(history, G, dtype=torch.bool)
+    active = torch.arange(G)
+    Xa, Ya = X, Y
+
+    def flat(gW: torch.Tensor, gb: torch.Tensor) -> torch.Tensor:
+        return torch.cat([gW.reshape(len(gW), -1), gb], 1)
+
+    f, gW, gb = _loss_grad(Xa, W, b, Ya, multinomial, lam)
+    g = flat(gW, gb)
+    slot = 0
+    stalled = torch.zeros(G, dtype=torch.bool)
+    for _ in range(max_iter):
+        done = (g.abs().amax(1) < tol) | stalled  # converged, or no step decreases the objective any more
+        if bool(done.any()):
+            keep = ~done
+            if not bool(keep.any()):
+                break
+            idx = keep.nonzero().flatten()
+            active, f, g, stalled = active[idx], f[idx], g[idx], stalled[idx]
+            S, Yh, rho, filled = S[:, idx], Yh[:, idx], rho[:, idx], filled[:, idx]
+            Xa, Ya = X[active], Y[active]
+        # two-loop recursion, per problem
+        q = g.clone()
+        alphas = []
+        order = [(slot - 1 - j) % history for j in range(history)]
+        for j in order:
+            a = rho[j] * (S[j] * q).sum(1) * filled[j]
+            q -= a[:, None] * Yh[j]
+            alphas.append(a)
+        last = order[0]
+        yy = (Yh[last] * Yh[last]).sum(1)
+        gamma = torch.where(filled[last] & (yy > 0), (S[last] * Yh[last]).sum(1) / yy.clamp_min(1e-30),
+                            1.0 / g.norm(dim=1).clamp_min(1.0))
+        r = q * gamma[:, None]
+        for j, a in zip(reversed(order), reversed(alphas)):
+            bcoef = rho[j] * (Yh[j] * r).sum(1) * filled[j]
+            r += S[j] * (a - bcoef)[:, None]
+        direction = -r
+        slope = (g * direction).sum(1)
+        bad = slope >= 0  # not a descent direction: fall back to steepest descent
+        if bool(bad.any()):
+            direction[bad] = -g[bad]
+            slope = (g * direction).sum(1)
+        # backtracking Armijo line search, every problem its own step
+        Wa, ba = W[active], b[active]
+        step = torch.ones(len(active), dtype=X.dtype)
+        accepted = torch.zeros(len(active), dtype=torch.bool)
+        f_new, g_new = f.clone(), g.clone()
+        for _ in range(30):
+            trial = step[:, None] * direction
+            Wt = Wa + trial[:, :d * K].reshape(-1, d, K)
+            bt = ba + trial[:, d * K:]
+            ft, gWt, gbt = _loss_grad(Xa, Wt, bt, Ya, multinomial, lam)
+            ok = ~accepted & (ft <= f + 1e-4 * step * slope)
+            if bool(ok.any()):
+                f_new[ok] = ft[ok]
+                g_new[ok] = flat(gWt, gbt)[ok]
+                accepted |= ok
+            if bool(accepted.all()):
+                break
+            step = torch.where(accepted, step, step * 0.5)
+        s = step[:, None] * direction * accepted[:, None]
+        W[active] = Wa + s[:, :d * K].reshape(-1, d, K)
+        b[active] = ba + s[:, d * K:]
+        yv = g_new - g
+        sy = (s * yv).sum(1)
+        good = accepted & (sy > 1e-10)
+        S[slot] = torch.where(good[:, None], s, S[slot])
+        Yh[slot] = torch.where(good[:, None], yv, Yh[slot])
+        rho[slot] = torch.where(good, 1.0 / sy.clamp_min(1e-30), rho[slot])
+        filled[slot] = filled[slot] | good
+        slot = (slot + 1) % history
+        stalled = ~accepted
+        f, g = f_new, g_new
+    return W, b
+
+
+def fit_ridge(X: torch.Tensor, Y: torch.Tensor, alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Closed-form ridge for ``G`` problems: ``X [G, n, d]``, ``Y [G, n, K]`` -> ``W [G, d, K]``, ``b [G, K]``."""
+    Xd, Yd = X.double(), Y.double()
+    xm, ym = Xd.mean(1, keepdim=True), Yd.mean(1, keepdim=True)
+    Xc, Yc = Xd - xm, Yd - ym
+    eye = torch.eye(X.shape[2], dtype=torch.float64)
+    W = torch.linalg.solve(Xc.transpose(1, 2) @ Xc + alpha * eye, Xc.transpose(1, 2) @ Yc)
+    b = (ym - xm @ W).squeeze(1)
+    return W.to(X.dtype), b.to(X.dtype)
+
+
+def fit_mlp(X: torch.Tensor, Y: torch.Tensor, n_out: int, regression: bool = False, hidden: int = 64,
+            epochs: int = 60, lr: float = 3e-3, weight_decay: float = 1e-4, batch_size: int = 512, seed: int = 0
+            ) -> dict[str, torch.Tensor]:
+    """Fit ``G`` one-hidden-layer ReLU MLPs at once (Adam on minibatches, batched matmuls).
+
+    ``Y`` as in :func:`fit_logistic` (class ids ``[G, n]`` or 0/1 ``[G, n, K]``) or float ``[G, n, K]`` with
+    ``regression=True``. Returns the weights ``{"W1" [G, d, h], "b1" [G, h], "W2" [G, h, K], "b2" [G, K]}``.
+    """
+    G, n, d = X.shape
+    g = torch.Generator().manual_seed(seed)
+    p = {"W1": torch.randn(G, d, hidden, generator=g) * (2.0 / d) ** 0.5, "b1": torch.zeros(G, hidden),
+         "W2": torch.randn(G, hidden, n_out, generator=g) * (1.0 / hidden) ** 0.5, "b2": torch.zeros(G, n_out)}
+    p = {k: v.to(X.dtype).requires_grad_(True) for k, v in p.items()}
+    opt = torch.optim.AdamW(list(p.values()), lr=lr, weight_decay=weight_decay)
+    steps = epochs * max(1, -(-n // batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    multinomial = Y.ndim == 2 and not regression
+    with torch.enable_grad():
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=g)
+            for s in range(0, n, batch_size):
+                idx = order[s:s + batch_size]
+                z = mlp_forward(p, X[:, idx])
+                y = Y[:, idx]
+                if regression:
+                    loss = F.mse_loss(z, y.to(z.dtype), reduction="sum") / len(idx)
+                elif multinomial:
+                    loss = F.cross_entropy(z.reshape(-1, n_out), y.reshape(-1).long(), reduction="sum") / len(idx)
+                else:
+                    loss = F.binary_cross_entropy_with_logits(z, y.to(z.dtype), reduction="sum") / len(idx)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+    return {k: v.detach() for k, v in p.items()}
+
+
+def mlp_forward(p: dict[str, torch.Tensor], X: torch.Tensor) -> torch.Tensor:
+    """``X [G, n, d]`` -> outputs ``[G, n, K]`` of the batched MLPs from :func:`fit_mlp`."""
+    h = torch.relu(torch.baddbmm(p["b1"][:, None, :], X, p["W1"]))
+    return torch.baddbmm(p["b2"][:, None, :], h, p["W2"])
