@@ -236,3 +236,22 @@ def test_every_explorer_is_a_widget_tree():
                 widgets.FeatureBrowser, widgets.MazeEditor):
         assert issubclass(cls, widgets.Explorer)
     assert isinstance(widgets.Explorer().widget, W.VBox)
+
+
+# ---------------------------------------------------------------- viz on real toolkit results
+def test_viz_reads_sweep_results_and_eval_results(tree):
+    from toolkit import viz
+
+    task, data, model, _, sweep = tree
+    fig = viz.probe_heatmap(sweep, control="control")
+    table = sweep.table()
+    score = table[(table.label == "depth") & (table.layer == 2)].score.iloc[0]
+    rk, ck, mat = viz.pivot(sweep)
+    assert mat[rk.index("depth"), ck.index(2)] == pytest.approx(score)
+    assert len(fig.axes[0].get_images()) == 1 and len([a for a in fig.axes if a.get_images()]) == 3
+    curves = viz.probe_curves(sweep, err="score_std", control="control")
+    assert len(curves.axes[0].get_legend().get_texts()) == 3
+    result = models.evaluate(model, data)
+    bars = viz.accuracy_by_difficulty(result, labels=["random init"])
+    heights = [p.get_height() for p in bars.axes[0].patches]
+    assert heights == [pytest.approx(result.by_difficulty[k]["exact"]) for k in sorted(result.by_difficulty)]
