@@ -198,7 +198,3 @@ class Explorer:
         if len(self.timings_ms) == n:
             raise RuntimeError("the change did not trigger a redraw; set a control to a *different* value")
         return elapsed
-
-
-def options_for(values: list[Any], labels: list[str]) -> list[tuple[str, Any]]:
-    return list(zip(labels, values))
