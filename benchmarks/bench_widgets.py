@@ -75,8 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
-    from toolkit import activations, probes, tasks, widgets
-    from toolkit.unsupervised.sae import SparseAutoencoder
+    from toolkit import activations, probes, tasks, unsupervised, widgets
 
     tree = tasks.TreeSearch(n_nodes=8, max_path=4)
     data = tree.generate(256, seed=0, split="test")
@@ -90,7 +89,7 @@ def main() -> None:
     maze_model, which = model_for(maze, "maze-4x4")
     print(f"maze model: {which}")
     hook = "blocks.1.hook_resid_post"
-    sae = SparseAutoencoder(d_sae=256, n_samples=50_000, batch_size=512, progress=False, hook_name=hook)
+    sae = unsupervised.SparseAutoencoder(d_sae=256, n_samples=50_000, batch_size=512, progress=False, hook_name=hook)
     sae.fit(acts[hook])
 
     base = figure_baseline_ms(max(15, args.changes))
