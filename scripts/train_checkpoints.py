@@ -1,0 +1,182 @@
+"""Train the checkpoints shipped in ``toolkit/models/checkpoints/``, reproducibly from each recipe's seed.
+
+    python scripts/train_checkpoints.py                         # every recipe, CPU, into the package folder
+    python scripts/train_checkpoints.py --only tree-8,tree-8-2L
+    python scripts/train_checkpoints.py --device cuda --only maze-4x4,graph-10,tree-10 --out $OUT
+    python scripts/train_checkpoints.py --only tree-8 --steps 20 --out /tmp/x     # smoke test
+
+Each run writes ``NAME.safetensors`` + ``NAME.json`` (the checkpoint, with the held-out evaluation in its
+sidecar) into ``--out`` and ``NAME.history.json`` + ``NAME.curve.png`` + ``NAME.log`` into ``--out/logs``.
+Held-out evaluation: ``--eval-n`` fresh examples from the ``test`` split with seed ``HELDOUT_SEED`` (never used
+for training or for the evaluations during training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+HELDOUT_SEED = 2024  # the held-out evaluation right after training (on the training device)
+VERIFY_SEED = 7777  # the independent check on CPU (--verify), a different sample of the same test split
+
+
+@dataclass
+class Recipe:
+    task: dict[str, Any]  # task.spec()
+    description: str
+    arch: dict[str, Any] = field(default_factory=dict)  # overrides of models.DEFAULT_ARCH
+    train: dict[str, Any] = field(default_factory=dict)  # overrides of models.TrainConfig
+    gpu_train: dict[str, Any] = field(default_factory=dict)  # further overrides when --device cuda
+    score: str = "exact"  # the EvalResult field the acceptance bar applies to
+    bar: float = 0.99
+
+
+# Long runs on a GPU: a time budget (the cosine schedule follows elapsed / max_seconds), bigger batches, a large
+# pool generated in parallel. The step count actually run is recorded in each checkpoint's sidecar.
+GPU_LONG = {"steps": 400_000, "batch_size": 512, "max_seconds": 300, "pool_size": 500_000, "workers": 4,
+            "eval_every": 1000}
+TREE8 = {"type": "tree", "n_nodes": 8, "max_path": 4}
+TREE10 = {"type": "tree", "n_nodes": 10, "max_path": 6}
+MAZE4 = {"type": "maze", "size": 4, "sep": False, "holdout": 0.0}
+GRAPH10 = {"type": "graph", "n_vertices": 10, "n_branches": 3, "n_distractors": 3, "n_queries": 6, "max_hops": 4,
+           "reach_hops": [1, 2, 4]}
+RECIPES: dict[str, Recipe] = {
+    "tree-8": Recipe(TREE8, "binary tree, 8 nodes, root->goal paths of 1-4 edges; 4 layers, d_model 64",
+                     train={"steps": 3000}),
+    "tree-8-2L": Recipe(TREE8, "tree-8 task, 2 layers (depth control)", arch={"n_layers": 2},
+                        train={"steps": 3000}, bar=0.0),
+    "tree-8-3L": Recipe(TREE8, "tree-8 task, 3 layers (depth control)", arch={"n_layers": 3},
+                        train={"steps": 3000}, bar=0.0),
+    "tree-10": Recipe(TREE10, "binary tree, 10 nodes, paths of 1-6 edges; 4 layers, d_model 64",
+                      train={"steps": 6000}, gpu_train=GPU_LONG, bar=0.95),
+    "tree-10-6L": Recipe(TREE10, "tree-10 task, 6 layers, d_model 64", arch={"n_layers": 6},
+                         train={"steps": 6000}, gpu_train=GPU_LONG, bar=0.95),
+    "maze-4x4": Recipe(MAZE4, "4x4 perfect maze, shortest path origin->target; 4 layers, d_model 64",
+                       train={"steps": 6000}, gpu_train=GPU_LONG, bar=0.95),
+    "maze-4x4-6L": Recipe(MAZE4, "4x4 maze, 6 layers, d_model 64", arch={"n_layers": 6},
+                          train={"steps": 6000}, gpu_train=GPU_LONG, bar=0.95),
+    "graph-10": Recipe(GRAPH10, "DAG reachability, 10 vertices, 6 YES/NO queries; 4 layers, d_model 64",
+                       train={"steps": 6000}, gpu_train=GPU_LONG, score="token_greedy", bar=0.95),
+    "graph-10-6L": Recipe(GRAPH10, "graph-10 task, 6 layers, d_model 64", arch={"n_layers": 6},
+                          train={"steps": 6000}, gpu_train=GPU_LONG, score="token_greedy", bar=0.95),
+}
+
+
+def train_one(name: str, recipe: Recipe, args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from toolkit import models, tasks
+
+    out, logs = Path(args.out), Path(args.out) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    task = tasks.from_spec(recipe.task)
+    cfg_over = dict(recipe.train)
+    if args.long or (args.device and args.device.startswith("cuda")):
+        cfg_over.update(recipe.gpu_train)
+    if args.steps:
+        cfg_over["steps"] = args.steps
+    if args.max_seconds:
+        cfg_over["max_seconds"] = args.max_seconds
+    if args.pool_size:
+        cfg_over["pool_size"] = args.pool_size
+    config = models.TrainConfig(**{**cfg_over, "device": args.device})
+    model = models.build(task, **recipe.arch)
+    print(f"[{name}] {task!r}, {models.n_params(model)} params, {config}", flush=True)
+
+    def report(rec: dict[str, Any]) -> None:
+        print(f"[{name}] step {rec['step']}: exact {rec['exact']:.3f}, token {rec['token']:.3f}, "
+              f"train loss {rec['train_loss']:.4f}, {rec['elapsed_s']:.0f} s", flush=True)
+
+    hist = models.train(model, task, config, progress=args.progress, callback=report)
+    t0 = time.perf_counter()
+    heldout = models.evaluate(model, task.generate(args.eval_n, seed=HELDOUT_SEED, split="test"))
+    if next(model.parameters()).device.type != "cpu":
+        model.to("cpu")
+    print(f"[{name}] {hist!r}\n[{name}] held-out ({args.eval_n} examples, {time.perf_counter() - t0:.0f} s): "
+          f"{heldout}", flush=True)
+    extra = {"description": recipe.description, "heldout": heldout.to_dict(), "heldout_seed": HELDOUT_SEED,
+             "heldout_split": "test", "score": recipe.score, "bar": recipe.bar,
+             "trained_on": args.device or "cpu", "torch": torch.__version__}
+    model.searchlight["name"] = name
+    models.save(model, out / name, extra=extra)
+    (logs / f"{name}.history.json").write_text(json.dumps(
+        {**hist.to_dict(), "loss": [round(x, 5) for x in hist.loss]}) + "\n")
+    hist.plot().savefig(logs / f"{name}.curve.png", dpi=90)
+    score = getattr(heldout, recipe.score)
+    return {"name": name, "steps": hist.steps_done, "wall_s": round(hist.wall_s, 1), recipe.score: score,
+            "exact": heldout.exact, "passes_bar": score >= recipe.bar}
+
+
+def verify(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Load ``--out/NAME`` on CPU, evaluate on ``--eval-n`` fresh examples (seed VERIFY_SEED) and record the
+    result in the sidecar's ``extra["verified_cpu"]`` (weights are rewritten byte-identically)."""
+    import torch
+
+    from toolkit import models
+
+    path = Path(args.out) / name
+    model = models.load(path)
+    task = models.task_of(model)
+    side = models.read_sidecar(path)
+    t0 = time.perf_counter()
+    res = models.evaluate(model, task.generate(args.eval_n, seed=VERIFY_SEED, split="test"))
+    print(f"[{name}] CPU verification ({args.eval_n} examples, seed {VERIFY_SEED}, "
+          f"{time.perf_counter() - t0:.0f} s): {res}", flush=True)
+    extra = dict(side.get("extra") or {})
+    extra["verified_cpu"] = {**res.to_dict(), "seed": VERIFY_SEED, "split": "test", "torch": torch.__version__}
+    models.save(model, path, extra=extra)
+    recipe = RECIPES.get(name)
+    score = getattr(res, recipe.score if recipe else "exact")
+    return {"name": name, "verified": score, "exact": res.exact,
+            "passes_bar": score >= (recipe.bar if recipe else 0.0)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from toolkit.models import CHECKPOINT_DIR
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default="", help=f"comma-separated names (default all): {', '.join(RECIPES)}")
+    p.add_argument("--device", default=None, help="cpu (default) or cuda")
+    p.add_argument("--out", default=str(CHECKPOINT_DIR), help="output folder (default: the package folder)")
+    p.add_argument("--steps", type=int, default=None, help="override every recipe's step count (smoke tests)")
+    p.add_argument("--max-seconds", type=float, default=None, help="override every recipe's time budget")
+    p.add_argument("--pool-size", type=int, default=None, help="override every recipe's pool size")
+    p.add_argument("--eval-n", type=int, default=2000, help="held-out examples for the final evaluation")
+    p.add_argument("--long", action="store_true", help="use the GPU recipes (time budget, big pool) on any device")
+    p.add_argument("--verify", action="store_true",
+                   help="do not train: evaluate the checkpoints already in --out on CPU and record the result")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    args = p.parse_args(argv)
+    names = [n for n in args.only.split(",") if n] or list(RECIPES)
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        p.error(f"unknown checkpoint name(s) {unknown}; valid names: {', '.join(RECIPES)}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    results = []
+    failed = []
+    for name in names:
+        try:
+            results.append(verify(name, args) if args.verify else train_one(name, RECIPES[name], args))
+            print(json.dumps(results[-1]), flush=True)
+        except Exception:  # keep going: one broken recipe must not cost the others (long GPU runs)
+            traceback.print_exc()
+            failed.append(name)
+    print("summary:", json.dumps(results, indent=1), "failed:", failed, flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
