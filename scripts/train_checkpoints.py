@@ -52,12 +52,16 @@ GRAPH10 = {"type": "graph", "n_vertices": 10, "n_branches": 3, "n_distractors": 
 RECIPES: dict[str, Recipe] = {
     "tree-8": Recipe(TREE8, "binary tree, 8 nodes, root->goal paths of 1-4 edges; 4 layers, d_model 64",
                      train={"steps": 3000}),
+    "tree-8-1L": Recipe(TREE8, "tree-8 task, 1 layer (depth control)", arch={"n_layers": 1},
+                        train={"steps": 3000}, bar=0.0),
     "tree-8-2L": Recipe(TREE8, "tree-8 task, 2 layers (depth control)", arch={"n_layers": 2},
                         train={"steps": 3000}, bar=0.0),
     "tree-8-3L": Recipe(TREE8, "tree-8 task, 3 layers (depth control)", arch={"n_layers": 3},
                         train={"steps": 3000}, bar=0.0),
     "tree-10": Recipe(TREE10, "binary tree, 10 nodes, paths of 1-6 edges; 4 layers, d_model 64",
                       train={"steps": 6000}, gpu_train=GPU_LONG, bar=0.95),
+    "tree-10-2L": Recipe(TREE10, "tree-10 task, 2 layers (depth control)", arch={"n_layers": 2},
+                         train={"steps": 6000}, gpu_train=GPU_LONG, bar=0.0),
     "tree-10-6L": Recipe(TREE10, "tree-10 task, 6 layers, d_model 64", arch={"n_layers": 6},
                          train={"steps": 6000}, gpu_train=GPU_LONG, bar=0.95),
     "maze-4x4": Recipe(MAZE4, "4x4 perfect maze, shortest path origin->target; 4 layers, d_model 64",
@@ -105,7 +109,8 @@ def train_one(name: str, recipe: Recipe, args: argparse.Namespace) -> dict[str, 
           f"{heldout}", flush=True)
     extra = {"description": recipe.description, "heldout": heldout.to_dict(), "heldout_seed": HELDOUT_SEED,
              "heldout_split": "test", "score": recipe.score, "bar": recipe.bar,
-             "trained_on": args.device or "cpu", "torch": torch.__version__}
+             "trained_on": args.device or "cpu", "torch": torch.__version__,
+             "device_name": torch.cuda.get_device_name() if (args.device or "").startswith("cuda") else "CPU"}
     model.searchlight["name"] = name
     models.save(model, out / name, extra=extra)
     (logs / f"{name}.history.json").write_text(json.dumps(
@@ -140,6 +145,70 @@ def verify(name: str, args: argparse.Namespace) -> dict[str, Any]:
             "passes_bar": score >= (recipe.bar if recipe else 0.0)}
 
 
+CARD_HEAD = """# Searchlight model card
+
+Every checkpoint here is a `TransformerBridge` built by `toolkit.models.build` (TransformerLens-native
+architecture: learned token and position embeddings, pre-LayerNorm blocks, GELU MLP, untied unembedding), d_model 64,
+2 heads of d_head 32, d_mlp 256, trained by `scripts/train_checkpoints.py` from init seed 0 and data seed 0.
+Load one with `models.pretrained(name)`; `models.pretrained(name, random_init=True)` gives the exact weights its
+training started from (the control every probe result should be compared against).
+
+Recipe (all models): AdamW lr 3e-3, betas (0.9, 0.99), weight decay 0.01 on matrices, 100 warm-up steps then cosine
+to 10%, gradient clipping 1.0, loss on the target tokens only (`loss_mask`), batches sampled from a pool of
+`task.generate(..., split="train")` examples. Greedy accuracy: every target token is the model's own argmax, fed
+back for the next one; an example is *exact* when all its targets are right (graph: each YES/NO answer is scored,
+*per-answer*; *exact* = all 6 answers right).
+
+Evaluation: **held-out** = 2000 fresh examples from the `test` split (seed {heldout}), evaluated right after training
+on the training device; **CPU check** = 2000 other fresh examples (seed {verify}), evaluated here on CPU with the
+saved file. Both are fresh draws from the training distribution, not held-out tree/maze shapes
+(`TreeSearch(holdout=...)` / `MazeSearch(holdout=...)` exist for that; these checkpoints were not trained with it).
+
+Caveats: the long runs (`steps x batch` marked *) ran on a GPU under a time budget (the cosine schedule follows
+elapsed time), so their step count depends on the machine; `--steps N` with the recorded N reproduces the schedule.
+GPU kernels are not bit-deterministic: a rerun gives a similar model, not the same weights. Training curves:
+`logs/NAME.history.json` (loss per step, evaluations by difficulty) and `logs/*.log`.
+
+"""
+
+
+def write_card(out: Path) -> Path:
+    """MODEL_CARD.md in ``out`` from the sidecars there (numbers are read, never typed)."""
+    from toolkit import models
+    from toolkit.models.io import _atomic_write
+
+    rows, details = [], []
+    for side_path in sorted(out.glob("*.json"), key=lambda q: q.stem):
+        try:
+            side = models.read_sidecar(side_path)
+        except ValueError:
+            continue
+        name, extra, tr = side_path.stem, side.get("extra") or {}, side.get("training") or {}
+        score = extra.get("score", "exact")
+        what = "per-answer" if score == "token_greedy" else "exact"
+        held, cpu = extra.get("heldout") or {}, extra.get("verified_cpu") or {}
+        cfg = tr.get("config", {})
+        budget = "*" if cfg.get("max_seconds") else ""
+        arch = side["arch"]
+        device = extra.get("device_name", extra.get("trained_on", "?"))
+        rows.append(f"| `{name}` | {extra.get('description', '')} | {arch['n_layers']} | {side['n_params']:,} | "
+                    f"{device} | {tr.get('steps')} x {cfg.get('batch_size')}{budget} | "
+                    f"{tr.get('wall_s')} s | {what} {held.get(score, float('nan')):.2%} | "
+                    f"{what} {cpu.get(score, float('nan')):.2%}"
+                    + (f" (exact {cpu.get('exact', float('nan')):.2%})" if score != "exact" else "") + " |")
+        by = cpu.get("by_difficulty") or {}
+        cells = ", ".join(f"{k}: {v['exact']:.1%} (n={v['n']})" for k, v in by.items())
+        details.append(f"- `{name}` — task `{side['task']}`; CPU check exact by difficulty: {cells}")
+    table = ("| name | what | layers | params | trained on | steps x batch | train wall | held-out | CPU check |\n"
+             "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
+    text = (CARD_HEAD.format(heldout=HELDOUT_SEED, verify=VERIFY_SEED) + table
+            + "\n\nDifficulty is the task's `meta['difficulty']` (trees and mazes: path length; graphs: the largest "
+              "hop distance of a YES query).\n\n" + "\n".join(details) + "\n")
+    path = out / "MODEL_CARD.md"
+    _atomic_write(path, text.encode())
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     from toolkit.models import CHECKPOINT_DIR
 
@@ -154,9 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long", action="store_true", help="use the GPU recipes (time budget, big pool) on any device")
     p.add_argument("--verify", action="store_true",
                    help="do not train: evaluate the checkpoints already in --out on CPU and record the result")
+    p.add_argument("--card", action="store_true", help="only (re)write MODEL_CARD.md in --out from the sidecars")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
+    if args.card:
+        print(write_card(Path(args.out)))
+        return 0
     names = [n for n in args.only.split(",") if n] or list(RECIPES)
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
