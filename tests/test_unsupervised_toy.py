@@ -28,12 +28,12 @@ def test_sharkey_spec_statistics():
     data = sharkey_toy(0)
     assert data.features.shape == (512, 256)
     torch.testing.assert_close(data.features.norm(dim=1), torch.ones(512))
-    X, coef = data.sample(20_000, torch.Generator().manual_seed(0), return_coefficients=True)
+    X, coef = data.sample(10_000, torch.Generator().manual_seed(0), return_coefficients=True)
     torch.testing.assert_close(X, coef @ data.features)
     active = coef > 0
-    assert abs(float(active.sum(1).float().mean()) - 5.0) < 0.15
+    assert abs(float(active.sum(1).float().mean()) - 5.0) < 0.2
     freq = active.float().mean(0)
-    torch.testing.assert_close(freq[:50].mean(), data.probs[:50].mean(), rtol=0.05, atol=0)
+    torch.testing.assert_close(freq[:50].mean(), data.probs[:50].mean(), rtol=0.06, atol=0)
     assert float(freq[:64].mean()) > 3 * float(freq[-64:].mean())  # decay 0.99^i
     mags = coef[active]
     assert 0.0 <= float(mags.min()) and float(mags.max()) < 1.0 and abs(float(mags.mean()) - 0.5) < 0.02
