@@ -140,7 +140,8 @@ def test_erasing_a_concept_drops_a_probe_to_chance(setup):
 
 def test_metrics_match_the_models_module(setup):
     task, clean, _, model, clean_lg, _ = setup
-    ev = models.evaluate(model, clean)
+    with torch_threads(1):
+        ev = models.evaluate(model, clean)
     assert interventions.score(clean_lg, clean, "exact_path") == pytest.approx(ev.exact_teacher_forced)
     assert interventions.score(clean_lg, clean, "token_acc") == pytest.approx(ev.token)
     assert interventions.score(clean_lg, clean, "loss") == pytest.approx(ev.loss, rel=1e-5)

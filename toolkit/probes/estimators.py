@@ -208,15 +208,15 @@ class MLPProbe:
     Args:
         hidden: hidden units.
         kind: as for :class:`LogisticProbe`, plus ``"regression"``.
-        epochs, lr, weight_decay, batch_size, seed: training settings.
+        steps, lr, weight_decay, batch_size, seed: training settings (AdamW, one-cycle learning rate).
     """
 
-    def __init__(self, hidden: int = 64, kind: str = "auto", n_classes: int | None = None, epochs: int = 60,
-                 lr: float = 3e-3, weight_decay: float = 1e-4, batch_size: int = 512, seed: int = 0,
+    def __init__(self, hidden: int = 64, kind: str = "auto", n_classes: int | None = None, steps: int = 1500,
+                 lr: float = 1e-2, weight_decay: float = 1e-4, batch_size: int = 256, seed: int = 0,
                  threads: int | None = 1):
         if kind not in (*_KINDS, "regression"):
             raise ValueError(f"kind={kind!r} is not valid; use one of {(*_KINDS, 'regression')}")
-        self.hidden, self.kind, self.n_classes, self.epochs = hidden, kind, n_classes, epochs
+        self.hidden, self.kind, self.n_classes, self.steps = hidden, kind, n_classes, steps
         self.lr, self.weight_decay, self.batch_size, self.seed = lr, weight_decay, batch_size, seed
         self.threads = threads
 
@@ -241,7 +241,7 @@ class MLPProbe:
         self.mean_, self.std_ = solvers.standardize(Xt[None])
         with torch_threads(self.threads):
             self.params_ = solvers.fit_mlp((Xt[None] - self.mean_) / self.std_, Y, K,
-                                           regression=kind == "regression", hidden=self.hidden, epochs=self.epochs,
+                                           regression=kind == "regression", hidden=self.hidden, steps=self.steps,
                                            lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
                                            seed=self.seed)
         return self
