@@ -167,7 +167,7 @@ def spliced_scores(model: Any, tokens: torch.Tensor, hook_name: str, sae: Any, l
         raise KeyError(f"model has no hook {hook_name!r}; e.g. blocks.0.hook_resid_post (see model.hook_dict)")
 
     def splice(act, hook):
-        return sae.reconstruct(act).to(act.dtype)
+        return sae.reconstruct(act).to(device=act.device, dtype=act.dtype)
 
     def ablate(act, hook):
         return torch.zeros_like(act)
