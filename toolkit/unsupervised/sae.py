@@ -15,6 +15,7 @@ largest latents; an auxiliary loss revives dead latents). Weights follow SAELens
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -173,8 +174,6 @@ class SparseAutoencoder:
                 try:
                     x = next(it)
                 except StopIteration:
-                    import warnings
-
                     warnings.warn(f"the activation source ran out after {seen} of n_samples={self.n_samples} "
                                   "rows; training stopped early (history_ and n_samples_seen_ record it)",
                                   RuntimeWarning, stacklevel=3)
@@ -215,10 +214,8 @@ class SparseAutoencoder:
                 bar.update(bs)
         finally:
             bar.close()
-        self.W_enc_, self.b_enc_ = st.W_enc.detach().requires_grad_(False), st.b_enc.detach().requires_grad_(False)
-        self.W_dec_, self.b_dec_ = st.W_dec.detach().requires_grad_(False), st.b_dec.detach().requires_grad_(False)
-        for p in (self.W_enc_, self.b_enc_, self.W_dec_, self.b_dec_):
-            p.grad = None
+        self.W_enc_, self.b_enc_, self.W_dec_, self.b_dec_ = (p.detach() for p in (st.W_enc, st.b_enc, st.W_dec,
+                                                                                       st.b_dec))
         self.scaling_factor_ = scale
         self.d_in_, self.d_sae_ = d_in, d_sae
         self.history_ = hist
