@@ -61,4 +61,155 @@ SOLUTIONS: dict[str, str] = {
         '        out[b].append(a)\n'
         '    return {cell: sorted(nbrs) for cell, nbrs in out.items()}'
     ),
+    '05.ancestor_at_depth': (
+        '# Exercise 05.ancestor_at_depth\n'
+        'def ancestor_at_depth(parent: list[int], node: int, depth: int) -> int:\n'
+        '    """The ancestor of node at the given depth (root = depth 0; a node is its own ancestor at its own depth).\n'
+        '    parent[v] is v\'s parent, -1 for the root. Returns -1 when depth is deeper than node."""\n'
+        '    chain = [node]\n'
+        '    while parent[chain[-1]] >= 0:\n'
+        '        chain.append(parent[chain[-1]])\n'
+        '    path = chain[::-1]  # root .. node\n'
+        '    return path[depth] if depth < len(path) else -1'
+    ),
+    '05.knockout_pattern': (
+        '# Exercise 05.knockout_pattern\n'
+        'def knockout_pattern(pattern: torch.Tensor, block: torch.Tensor, head: int) -> torch.Tensor:\n'
+        '    """Zero pattern[i, head, q, k] where block[i, q, k] is True, then rescale each query row of that head to sum\n'
+        '    to 1 (rows that are fully blocked stay 0). pattern [n, head, q, k], block [n, q, k]. Returns a new tensor."""\n'
+        '    out = pattern.clone()\n'
+        '    p = out[:, head].masked_fill(block, 0.0)\n'
+        '    total = p.sum(-1, keepdim=True)\n'
+        '    out[:, head] = torch.where(total > 0, p / total.clamp_min(1e-12), p)\n'
+        '    return out'
+    ),
+    '05.logit_diff': (
+        '# Exercise 05.logit_diff\n'
+        'def logit_diff(logits: torch.Tensor, pos: torch.Tensor, good: torch.Tensor, bad: torch.Tensor) -> torch.Tensor:\n'
+        '    """logits[i, pos[i], good[i]] - logits[i, pos[i], bad[i]] for every example i: [n].\n'
+        '\n'
+        '    logits [n, seq, vocab]; pos [n] is the position whose logits predict the answer; good, bad [n] token ids.\n'
+        '    """\n'
+        '    rows = torch.arange(logits.shape[0])\n'
+        '    at = logits[rows, pos]  # [n, vocab]\n'
+        '    return at[rows, good] - at[rows, bad]'
+    ),
+    '05.mean_diff_direction': (
+        '# Exercise 05.mean_diff_direction\n'
+        'def mean_diff_direction(acts: torch.Tensor, labels: torch.Tensor, target: int) -> torch.Tensor:\n'
+        '    """Mean of the rows of acts [n, d] whose label is target, minus the mean of the other rows: [d] (not\n'
+        '    normalised)."""\n'
+        '    is_target = labels == target\n'
+        '    return acts[is_target].mean(0) - acts[~is_target].mean(0)'
+    ),
+    '05.patch_effect': (
+        '# Exercise 05.patch_effect\n'
+        'def patch_effect(patched: torch.Tensor, clean: float, corrupt: float) -> torch.Tensor:\n'
+        '    """(patched - corrupt) / (clean - corrupt): 1 = clean behaviour restored, 0 = no effect. Elementwise."""\n'
+        '    return (patched - corrupt) / (clean - corrupt)'
+    ),
+    '05.project_out': (
+        '# Exercise 05.project_out\n'
+        'def project_out(x: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:\n'
+        '    """Remove the span of directions [k, d] (not necessarily orthonormal) from x [..., d]."""\n'
+        '    Q, _ = torch.linalg.qr(directions.T)  # [d, k]: orthonormal basis of the span\n'
+        '    return x - (x @ Q) @ Q.T'
+    ),
+    '06.dead_latents': (
+        '# Exercise 06.dead_latents\n'
+        'def dead_latents(latents: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:\n'
+        '    """BoolTensor [m]: True for each latent that never exceeds threshold on any of the n rows of latents [n, m]."""\n'
+        '    return (latents <= threshold).all(dim=0)'
+    ),
+    '06.interference': (
+        '# Exercise 06.interference\n'
+        'def interference(W: torch.Tensor) -> torch.Tensor:\n'
+        '    """Per feature i: sum over j != i of (W_i_hat . W_j)^2, for the columns W_i of W [d_hidden, n_features].\n'
+        '\n'
+        '    W_i_hat is column i scaled to unit length. Returns [n_features].\n'
+        '    """\n'
+        '    cols = W.T  # [n_features, d_hidden]\n'
+        '    unit = cols / cols.norm(dim=1, keepdim=True).clamp_min(1e-12)\n'
+        '    dots = unit @ cols.T  # [i, j] = W_i_hat . W_j\n'
+        '    dots = dots - torch.diag(torch.diagonal(dots))\n'
+        '    return dots.pow(2).sum(1)'
+    ),
+    '06.mmcs': (
+        '# Exercise 06.mmcs\n'
+        'def mmcs(learned: torch.Tensor, true: torch.Tensor) -> float:\n'
+        '    """Mean over the true features (rows of true [n_true, d]) of the largest |cosine| with any learned direction\n'
+        '    (rows of learned [n_learned, d]). Returns a Python float."""\n'
+        '    t = true / true.norm(dim=1, keepdim=True).clamp_min(1e-12)\n'
+        '    l = learned / learned.norm(dim=1, keepdim=True).clamp_min(1e-12)\n'
+        '    cos = (t @ l.T).abs()  # [n_true, n_learned]\n'
+        '    return float(cos.max(dim=1).values.mean())'
+    ),
+    '06.sae_forward': (
+        '# Exercise 06.sae_forward\n'
+        'def sae_forward(x: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, W_dec: torch.Tensor,\n'
+        '                b_dec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:\n'
+        '    """latents = ReLU((x - b_dec) @ W_enc + b_enc) [n, m]; x_hat = latents @ W_dec + b_dec [n, d]."""\n'
+        '    latents = torch.relu((x - b_dec) @ W_enc + b_enc)\n'
+        '    x_hat = latents @ W_dec + b_dec\n'
+        '    return latents, x_hat'
+    ),
+    '06.sae_loss': (
+        '# Exercise 06.sae_loss\n'
+        'def sae_loss(x: torch.Tensor, x_hat: torch.Tensor, latents: torch.Tensor, l1_coeff: float) -> torch.Tensor:\n'
+        '    """Squared error summed over dimensions + l1_coeff * L1 norm of the latents, both averaged over the batch."""\n'
+        '    reconstruction = (x - x_hat).pow(2).sum(-1).mean()\n'
+        '    sparsity = latents.abs().sum(-1).mean()\n'
+        '    return reconstruction + l1_coeff * sparsity'
+    ),
+    '06.size_agreement': (
+        '# Exercise 06.size_agreement\n'
+        'def size_agreement(decoders: dict[int, torch.Tensor], alive: dict[int, torch.Tensor]) -> dict[int, float]:\n'
+        '    """{m: MMCS of the alive rows of decoders[m] against the alive rows of decoders[2 * m]} for every m whose\n'
+        '    2 * m partner is in decoders."""\n'
+        '    out = {}\n'
+        '    for m in sorted(decoders):\n'
+        '        if 2 * m in decoders:\n'
+        '            out[m] = mmcs(decoders[2 * m][alive[2 * m]], decoders[m][alive[m]])\n'
+        '    return out'
+    ),
+    '07.best_matches': (
+        '# Exercise 07.best_matches\n'
+        'def best_matches(corr: torch.Tensor, names: list[str], threshold: float) -> list[str | None]:\n'
+        '    """For each latent (row of corr [L, C]): the name of its best target if that |r| >= threshold, else None."""\n'
+        '    best, idx = corr.max(dim=1)\n'
+        '    return [names[int(i)] if float(b) >= threshold else None for b, i in zip(best, idx)]'
+    ),
+    '07.ccs_loss': (
+        '# Exercise 07.ccs_loss\n'
+        'def ccs_loss(p_pos: torch.Tensor, p_neg: torch.Tensor) -> torch.Tensor:\n'
+        '    """mean((p+ - (1 - p-))^2) + mean(min(p+, p-)^2): a scalar tensor."""\n'
+        '    consistency = (p_pos - (1 - p_neg)).pow(2).mean()\n'
+        '    confidence = torch.minimum(p_pos, p_neg).pow(2).mean()\n'
+        '    return consistency + confidence'
+    ),
+    '07.label_corr': (
+        '# Exercise 07.label_corr\n'
+        'def label_corr(latents: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:\n'
+        '    """|Pearson r| of every latent (column of latents [n, L]) with every target (column of targets [n, C]):\n'
+        '    [L, C]. A constant column (e.g. a latent that never fires) correlates 0."""\n'
+        '    a = latents.double() - latents.double().mean(0)\n'
+        '    t = targets.double() - targets.double().mean(0)\n'
+        '    denom = a.norm(dim=0)[:, None] * t.norm(dim=0)[None, :]\n'
+        '    r = (a.T @ t) / denom.clamp_min(1e-12)\n'
+        '    return torch.where(denom > 0, r.abs(), torch.zeros_like(r)).float()'
+    ),
+    '07.normalise_pairs': (
+        '# Exercise 07.normalise_pairs\n'
+        'def normalise_pairs(x_pos: torch.Tensor, x_neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:\n'
+        '    """Centre each side by its own mean and divide by its own std (per dimension): (x_pos_n, x_neg_n)."""\n'
+        '    return ((x_pos - x_pos.mean(0)) / x_pos.std(0).clamp_min(1e-6),\n'
+        '            (x_neg - x_neg.mean(0)) / x_neg.std(0).clamp_min(1e-6))'
+    ),
+    '07.plant_feature': (
+        '# Exercise 07.plant_feature\n'
+        'def plant_feature(acts: torch.Tensor, direction: torch.Tensor, on: torch.Tensor, strength: float) -> torch.Tensor:\n'
+        '    """Add strength * (unit vector along direction [d]) to the rows of acts [n, d] where on [n] is True."""\n'
+        '    unit = direction / direction.norm()\n'
+        '    return acts + strength * on[:, None].to(acts.dtype) * unit'
+    ),
 }

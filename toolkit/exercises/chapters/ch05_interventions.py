@@ -316,19 +316,6 @@ function_exercise(
 )
 
 function_exercise(
-    "05.patch_effect", title="Normalise a patching effect", difficulty=1, importance=4, minutes=5,
-    reference=patch_effect, cases=_effect_cases, compare=_cmp("normalised effect"),
-    hints=["Map the corrupted score to 0 and the clean score to 1, linearly.",
-           "`(patched - corrupt) / (clean - corrupt)`"],
-    mistakes=[Mistake("your scale is flipped: the clean score should map to 1 and the corrupted score to 0",
-                      _effect_flipped),
-              Mistake("divide by the gap between the clean and corrupted scores, so 1 means fully restored",
-                      _effect_unnormalised),
-              Mistake("measure the change from the *corrupted* baseline, relative to the clean-corrupt gap "
-                      "(a ratio to the clean score is not 0 when nothing changed)", _effect_ratio)],
-)
-
-function_exercise(
     "05.ancestor_at_depth", title="The ancestor at a given depth", difficulty=2, importance=4, minutes=8,
     reference=ancestor_at_depth, cases=_anc_cases, compare=_cmp_int,
     hints=["Walk up from `node` with `parent` until you reach the root (parent -1), collecting the nodes.",
@@ -340,6 +327,19 @@ function_exercise(
                       _anc_one_based),
               Mistake("a node is its own ancestor at its own depth: return the node itself there", _anc_never_self),
               Mistake("return -1 when the depth is deeper than the node, not the node itself", _anc_clamped)],
+)
+
+function_exercise(
+    "05.patch_effect", title="Normalise a patching effect", difficulty=1, importance=4, minutes=5,
+    reference=patch_effect, cases=_effect_cases, compare=_cmp("normalised effect"),
+    hints=["Map the corrupted score to 0 and the clean score to 1, linearly.",
+           "`(patched - corrupt) / (clean - corrupt)`"],
+    mistakes=[Mistake("your scale is flipped: the clean score should map to 1 and the corrupted score to 0",
+                      _effect_flipped),
+              Mistake("divide by the gap between the clean and corrupted scores, so 1 means fully restored",
+                      _effect_unnormalised),
+              Mistake("measure the change from the *corrupted* baseline, relative to the clean-corrupt gap "
+                      "(a ratio to the clean score is not 0 when nothing changed)", _effect_ratio)],
 )
 
 function_exercise(
@@ -358,6 +358,18 @@ function_exercise(
 )
 
 function_exercise(
+    "05.mean_diff_direction", title="A steering direction", difficulty=1, importance=4, minutes=5,
+    reference=mean_diff_direction, cases=_md_cases, compare=_cmp("direction"),
+    hints=["Split the rows with the boolean mask `labels == target`.",
+           "Mean of the target rows minus mean of the *other* rows (`~mask`), over dim 0. Do not normalise."],
+    mistakes=[Mistake("the direction points away from the target class: target mean minus the others' mean",
+                      _md_reversed),
+              Mistake("subtract the mean of the *other* rows, not the mean of all rows", _md_overall_mean),
+              Mistake("do not normalise: the raw difference has the typical size of the gap, which sets a "
+                      "sensible steering scale", _md_normalised)],
+)
+
+function_exercise(
     "05.project_out", title="Erase a subspace", difficulty=2, importance=5, minutes=10,
     reference=project_out, cases=_po_cases, compare=_cmp("erased activations"),
     hints=["Projecting out several directions one at a time is only correct when they are orthonormal.",
@@ -372,16 +384,4 @@ function_exercise(
                       _po_unnormalised),
               Mistake("you returned the part of x *inside* the span; erasing keeps the rest: `x - projection`",
                       _po_kept)],
-)
-
-function_exercise(
-    "05.mean_diff_direction", title="A steering direction", difficulty=1, importance=4, minutes=5,
-    reference=mean_diff_direction, cases=_md_cases, compare=_cmp("direction"),
-    hints=["Split the rows with the boolean mask `labels == target`.",
-           "Mean of the target rows minus mean of the *other* rows (`~mask`), over dim 0. Do not normalise."],
-    mistakes=[Mistake("the direction points away from the target class: target mean minus the others' mean",
-                      _md_reversed),
-              Mistake("subtract the mean of the *other* rows, not the mean of all rows", _md_overall_mean),
-              Mistake("do not normalise: the raw difference has the typical size of the gap, which sets a "
-                      "sensible steering scale", _md_normalised)],
 )
