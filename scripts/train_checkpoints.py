@@ -198,7 +198,8 @@ def write_card(out: Path) -> Path:
                     + (f" (exact {cpu.get('exact', float('nan')):.2%})" if score != "exact" else "") + " |")
         by = cpu.get("by_difficulty") or {}
         cells = ", ".join(f"{k}: {v['exact']:.1%} (n={v['n']})" for k, v in by.items())
-        details.append(f"- `{name}` — task `{side['task']}`; CPU check exact by difficulty: {cells}")
+        note = f" Note: {extra['note']}." if extra.get("note") else ""
+        details.append(f"- `{name}` — task `{side['task']}`; CPU check exact by difficulty: {cells}.{note}")
     table = ("| name | what | layers | params | trained on | steps x batch | train wall | held-out | CPU check |\n"
              "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
     text = (CARD_HEAD.format(heldout=HELDOUT_SEED, verify=VERIFY_SEED) + table
