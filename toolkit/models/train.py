@@ -238,7 +238,6 @@ def _train(model: Any, task: Any, cfg: TrainConfig, progress: bool, eval_data: A
     if cfg.device is not None and next(model.parameters()).device != torch.device(cfg.device):
         model.to(cfg.device)
     device = next(model.parameters()).device
-    torch.manual_seed(cfg.seed)
     if eval_data is None:
         eval_data = task.generate(cfg.eval_size, seed=EVAL_SEED_BASE + cfg.seed, split="test")
 
