@@ -11,7 +11,7 @@
 from toolkit.probes.erasure import LeaceEraser, direction, project_out
 from toolkit.probes.estimators import LogisticProbe, MLPProbe, RidgeProbe
 from toolkit.probes.result import SweepResult
-from toolkit.probes.sweep import depth, sweep
+from toolkit.probes.sweep import depth, split, sweep
 
 __all__ = ["LeaceEraser", "LogisticProbe", "MLPProbe", "RidgeProbe", "SweepResult", "depth", "direction",
-           "project_out", "sweep"]
+           "project_out", "split", "sweep"]

@@ -41,6 +41,15 @@ from toolkit.probes.result import SweepResult
 GroupSpec = None | str | Callable[[Any], torch.Tensor]
 
 
+def split(acts: Any, test_frac: float = 0.25, seed: int = 0) -> torch.Tensor:
+    """BoolTensor ``[n_rows]``: rows of the held-out *examples* (a seeded random ``test_frac`` of them)."""
+    examples = torch.unique(acts.example_index)
+    g = torch.Generator().manual_seed(seed)
+    n_test = max(1, int(round(test_frac * len(examples))))
+    test_ex = examples[torch.randperm(len(examples), generator=g)[:n_test]]
+    return torch.isin(acts.example_index, test_ex)
+
+
 def depth(hook: str, n_layers: int) -> int:
     """Blocks the residual has passed at a hook: 0 = embedding, ``l + 1`` after block ``l``."""
     layer = layer_of(hook, n_layers)
@@ -213,11 +222,7 @@ def sweep(acts: Any, labels: Sequence[str] | str | None = None, layers: Any = No
         twin, twin_rows = _twin(acts, random_acts, hooks)
         groups = _groups(acts, group_by)
         types = control_types(acts, control)
-        examples = torch.unique(acts.example_index)
-        g = torch.Generator().manual_seed(seed)
-        n_test = max(1, int(round(test_frac * len(examples))))
-        test_ex = examples[torch.randperm(len(examples), generator=g)[:n_test]]
-        is_test = torch.isin(acts.example_index, test_ex)
+        is_test = split(acts, test_frac, seed)
         n_layers = int(acts.meta.get("n_layers", 10**6))
         result = SweepResult(hooks=hooks, meta={"probe": probe, "margin": margin, "test_frac": test_frac,
                                                 "seed": seed, "n_boot": n_boot, "group_by": str(group_by)})
