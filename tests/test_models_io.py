@@ -169,7 +169,8 @@ def test_pretrained_lists_names_and_random_init_is_the_training_start():
     assert not torch.equal(other.state_dict()["embed.weight"], control.state_dict()["embed.weight"])
 
 
-@pytest.mark.parametrize("name", ["tree-8", "tree-8-1L", "tree-8-2L", "tree-8-3L", "tree-10", "maze-4x4", "graph-10"])
+@pytest.mark.parametrize("name", ["tree-8", "tree-8-1L", "tree-8-2L", "tree-8-3L", "tree-10", "tree-10-2L",
+                                  "maze-4x4", "graph-10"])
 def test_shipped_checkpoints_are_small_and_record_verified_accuracy(name):
     side = models.read_sidecar(models.CHECKPOINT_DIR / name)
     assert (models.CHECKPOINT_DIR / f"{name}.safetensors").stat().st_size <= 2_000_000
