@@ -8,10 +8,11 @@
     eraser = probes.LeaceEraser().fit(X, y)   # concept erasure (LEACE)
 """
 
+from toolkit.probes.cells import depth
 from toolkit.probes.erasure import LeaceEraser, direction, project_out
 from toolkit.probes.estimators import LogisticProbe, MLPProbe, RidgeProbe
 from toolkit.probes.result import SweepResult
-from toolkit.probes.sweep import depth, split, sweep
+from toolkit.probes.sweep import split, sweep
 
 __all__ = ["LeaceEraser", "LogisticProbe", "MLPProbe", "RidgeProbe", "SweepResult", "depth", "direction",
            "project_out", "split", "sweep"]

@@ -1,8 +1,10 @@
 """Batched probe solvers: many independent linear probes fitted at once, in torch.
 
 Every function takes a stack of ``G`` problems that share the number of rows: ``X [G, n, d]`` (e.g. one slice
-per layer, or per layer x {real labels, control labels}). Features are standardised per problem on the
-training rows (:func:`standardize`), so one regularisation strength suits every layer.
+per layer, or per layer x {real labels, control labels}). Problems with fewer rows are padded and given a
+``weights [G, n]`` row mask (1 = real row, 0 = padding), so cells of different sizes (one per position) are
+fitted in one batch too. Features are standardised per problem on the training rows (:func:`standardize`),
+so one regularisation strength suits every layer.
 
 * :func:`fit_logistic`: multinomial (``Y [G, n]`` class ids) or independent sigmoid outputs
   (``Y [G, n, K]`` 0/1, binary = ``K=1``), L2 penalty ``||W||^2 / (2 C n)`` like scikit-learn's ``C``; one
@@ -18,10 +20,16 @@ import torch
 import torch.nn.functional as F
 
 
-def standardize(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-problem feature ``(mean [G, 1, d], std [G, 1, d])``; constant features get std 1."""
-    mean = X.mean(1, keepdim=True)
-    std = X.std(1, keepdim=True, unbiased=False)
+def standardize(X: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-problem feature ``(mean [G, 1, d], std [G, 1, d])`` over the (weighted) rows; constant features get
+    std 1."""
+    if weights is None:
+        mean = X.mean(1, keepdim=True)
+        std = X.std(1, keepdim=True, unbiased=False)
+    else:
+        w = (weights / weights.sum(1, keepdim=True).clamp_min(1))[..., None]
+        mean = (X * w).sum(1, keepdim=True)
+        std = (((X - mean) ** 2) * w).sum(1, keepdim=True).sqrt()
     return mean, torch.where(std > 1e-6, std, torch.ones_like(std))
 
 
@@ -31,38 +39,38 @@ def logits(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _loss_grad(X: torch.Tensor, XT: torch.Tensor, WT: torch.Tensor, b: torch.Tensor, Y: torch.Tensor,
-               multinomial: bool, lam: float, Q: torch.Tensor | None
+               multinomial: bool, lam: torch.Tensor, Q: torch.Tensor | None, wn: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Objective per problem ``[G]`` and its gradients ``[G, K, d]``, ``[G, K]`` (analytic, no autograd).
 
     Works on transposed logits ``[G, K, n]`` so that the softmax reduces over a short *outer* axis (vectorised
     along the rows) - on CPU ``log_softmax`` over a last axis of 8 classes was slower than both matrix products.
     ``WT`` is ``W`` transposed ``[G, K, d]``; ``XT`` is ``X`` transposed ``[G, d, n]`` (contiguous); ``Y`` is
-    ``[G, n]`` class ids or ``[G, K, n]`` 0/1; the penalty is ``lam / 2 * tr(W^T Q W)`` (``Q = I`` when None).
+    ``[G, n]`` class ids or ``[G, K, n]`` 0/1; ``wn [G, n]`` is each row's weight / the problem's row count;
+    the penalty is ``lam / 2 * tr(W^T Q W)`` with ``lam [G]`` (``Q = I`` when None).
     """
-    n = X.shape[1]
     z = torch.baddbmm(b[:, :, None], WT, XT)  # [G, K, n]
     if multinomial:
         m = z.amax(1, keepdim=True)
         e = (z - m).exp_()
         tot = e.sum(1, keepdim=True)
         lse = (m + tot.log())[:, 0]
-        loss = (lse - z.gather(1, Y[:, None, :])[:, 0]).sum(1)
+        loss = ((lse - z.gather(1, Y[:, None, :])[:, 0]) * wn).sum(1)
         r = e.div_(tot)
         r.scatter_add_(1, Y[:, None, :], torch.full_like(r[:, :1], -1.0))
     else:
-        loss = F.binary_cross_entropy_with_logits(z, Y, reduction="none").sum((1, 2))
+        loss = (F.binary_cross_entropy_with_logits(z, Y, reduction="none").sum(1) * wn).sum(1)
         r = torch.sigmoid(z) - Y
-    r /= n
+    r *= wn[:, None, :]
     QW = WT if Q is None else torch.bmm(WT, Q)
-    gW = torch.baddbmm(QW, r, X, beta=lam)
+    gW = torch.baddbmm(QW * lam[:, None, None], r, X)
     gb = r.sum(2)
-    return loss / n + 0.5 * lam * (WT * QW).sum((1, 2)), gW, gb
+    return loss + 0.5 * lam * (WT * QW).sum((1, 2)), gW, gb
 
 
 def fit_logistic(X: torch.Tensor, Y: torch.Tensor, n_out: int, C: float = 1.0, max_iter: int = 200,
-                 tol: float = 1e-4, history: int = 10, precondition: bool = True
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+                 tol: float = 1e-4, history: int = 10, precondition: bool = True,
+                 weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Fit ``G`` logistic probes at once. Returns ``W [G, d, K]``, ``b [G, K]`` (``K = n_out``).
 
     A batched L-BFGS: every problem keeps its own curvature history, step size (backtracking Armijo line
@@ -77,18 +85,23 @@ def fit_logistic(X: torch.Tensor, Y: torch.Tensor, n_out: int, C: float = 1.0, m
         X: standardised features ``[G, n, d]`` (float32).
         Y: class ids ``[G, n]`` (multinomial, ``n_out`` classes) or 0/1 targets ``[G, n, n_out]`` (sigmoids).
         C: inverse L2 strength, objective ``mean loss + ||W||^2 / (2 C n)`` (scikit-learn's convention).
+        weights: optional 0/1 row mask ``[G, n]`` (padding rows get 0; ``n`` is then each problem's row count).
     """
     G, n, d = X.shape
     K = n_out
     multinomial = Y.ndim == 2
     Y = Y.long().contiguous() if multinomial else Y.to(X.dtype).transpose(1, 2).contiguous()
-    lam = 1.0 / (C * n)
+    w = torch.ones(G, n, dtype=X.dtype) if weights is None else weights.to(X.dtype)
+    n_rows = w.sum(1).clamp_min(1.0)
+    wn = (w / n_rows[:, None]).contiguous()
+    lam = 1.0 / (C * n_rows)
     Q = P = None
     if precondition:
-        cov = torch.bmm(X.transpose(1, 2), X) / n
+        cov = torch.bmm((X * wn[..., None]).transpose(1, 2), X)
         evals, evecs = torch.linalg.eigh(cov.double())
         evals = evals.clamp_min(0) + 1e-3  # features are standardised: a floor of 1e-3 caps P at ~32
         P = (evecs * evals.rsqrt()[:, None, :] @ evecs.transpose(1, 2)).to(X.dtype)
+        P_inv = (evecs * evals.sqrt()[:, None, :] @ evecs.transpose(1, 2)).to(X.dtype)
         Q = (evecs * (1.0 / evals)[:, None, :] @ evecs.transpose(1, 2)).to(X.dtype)
         X = torch.bmm(X, P)
     X = X.contiguous()
@@ -100,26 +113,34 @@ def fit_logistic(X: torch.Tensor, Y: torch.Tensor, n_out: int, C: float = 1.0, m
     rho = torch.zeros(history, G, dtype=X.dtype)
     filled = torch.zeros(history, G, dtype=torch.bool)
     active = torch.arange(G)
-    Xa, XTa, Ya, Qa = X, XT, Y, Q
+    Xa, XTa, Ya, Qa, wna, lama = X, XT, Y, Q, wn, lam
+    Pa_inv = P_inv if P is not None else None
 
     def evaluate(th: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f, gW, gb = _loss_grad(Xa, XTa, th[:, :kd].reshape(-1, K, d), th[:, kd:], Ya, multinomial, lam, Qa)
+        f, gW, gb = _loss_grad(Xa, XTa, th[:, :kd].reshape(-1, K, d), th[:, kd:], Ya, multinomial, lama, Qa, wna)
         return f, torch.cat([gW.reshape(len(gW), -1), gb], 1)
 
     f, g = evaluate(theta)
+    # first step: the inverse curvature at W = 0 (softmax: 1 / (1/K), sigmoid: 1 / (1/4)) when the features are
+    # whitened; otherwise a unit-length steepest-descent step
+    gamma0 = (float(K) if multinomial else 4.0) if precondition else 1.0 / max(1.0, float(g.norm(dim=1).max()))
     slot = 0
     stalled = torch.zeros(G, dtype=torch.bool)
     for _ in range(max_iter):
-        # converged (max |gradient| < tol), or the objective stopped moving (scipy's relative ftol), or stuck
-        done = (g.abs().amax(1) < tol) | stalled
+        # converged (max |gradient| < tol, measured on the standardised weights W as scikit-learn does), or the
+        # objective stopped moving (scipy's relative ftol), or stuck
+        gw = g if P is None else torch.cat([torch.bmm(g[:, :kd].reshape(-1, K, d), Pa_inv).reshape(len(g), -1),
+                                            g[:, kd:]], 1)
+        done = (gw.abs().amax(1) < tol) | stalled
         if bool(done.any()):
             keep = (~done).nonzero().flatten()
             if len(keep) == 0:
                 break
             active, f, g, stalled = active[keep], f[keep], g[keep], stalled[keep]
             S, Yh, rho, filled = S[:, keep], Yh[:, keep], rho[:, keep], filled[:, keep]
-            Xa, XTa, Ya = X[active], XT[active], Y[active]
+            Xa, XTa, Ya, wna, lama = X[active], XT[active], Y[active], wn[active], lam[active]
             Qa = None if Q is None else Q[active]
+            Pa_inv = None if P is None else P_inv[active]
         # two-loop recursion, per problem
         q = g.clone()
         alphas = []
@@ -131,7 +152,7 @@ def fit_logistic(X: torch.Tensor, Y: torch.Tensor, n_out: int, C: float = 1.0, m
         last = order[0]
         yy = (Yh[last] * Yh[last]).sum(1)
         gamma = torch.where(filled[last] & (yy > 0), (S[last] * Yh[last]).sum(1) / yy.clamp_min(1e-30),
-                            1.0 / g.norm(dim=1).clamp_min(1.0))
+                            torch.full_like(yy, gamma0))
         r = q * gamma[:, None]
         for j, a in zip(reversed(order), reversed(alphas)):
             r += S[j] * (a - rho[j] * (Yh[j] * r).sum(1) * filled[j])[:, None]
@@ -172,11 +193,15 @@ def fit_logistic(X: torch.Tensor, Y: torch.Tensor, n_out: int, C: float = 1.0, m
     return W.contiguous(), theta[:, kd:].contiguous()
 
 
-def fit_ridge(X: torch.Tensor, Y: torch.Tensor, alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Closed-form ridge for ``G`` problems: ``X [G, n, d]``, ``Y [G, n, K]`` -> ``W [G, d, K]``, ``b [G, K]``."""
+def fit_ridge(X: torch.Tensor, Y: torch.Tensor, alpha: float = 1.0, weights: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Closed-form ridge for ``G`` problems: ``X [G, n, d]``, ``Y [G, n, K]`` -> ``W [G, d, K]``, ``b [G, K]``
+    (``weights``: optional 0/1 row mask ``[G, n]``)."""
     Xd, Yd = X.double(), Y.double()
-    xm, ym = Xd.mean(1, keepdim=True), Yd.mean(1, keepdim=True)
-    Xc, Yc = Xd - xm, Yd - ym
+    w = torch.ones(X.shape[:2], dtype=torch.float64) if weights is None else weights.double()
+    wm = (w / w.sum(1, keepdim=True).clamp_min(1))[..., None]
+    xm, ym = (Xd * wm).sum(1, keepdim=True), (Yd * wm).sum(1, keepdim=True)
+    Xc, Yc = (Xd - xm) * w[..., None], (Yd - ym) * w[..., None]
     eye = torch.eye(X.shape[2], dtype=torch.float64)
     W = torch.linalg.solve(Xc.transpose(1, 2) @ Xc + alpha * eye, Xc.transpose(1, 2) @ Yc)
     b = (ym - xm @ W).squeeze(1)

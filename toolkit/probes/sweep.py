@@ -24,18 +24,15 @@ All layers (and the control / twin variants) of one label are fitted together in
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from toolkit.activations.hooks import _matches, layer_of
+from toolkit.activations.hooks import _matches
 from toolkit.activations.threads import torch_threads
-from toolkit.probes import solvers
-from toolkit.probes.estimators import LogisticProbe, RidgeProbe
-from toolkit.probes.metrics import Scorer, metric_name, predict, summary
+from toolkit.probes.cells import Cell, Options, fit_cells
 from toolkit.probes.result import SweepResult
 
 GroupSpec = None | str | Callable[[Any], torch.Tensor]
@@ -48,14 +45,6 @@ def split(acts: Any, test_frac: float = 0.25, seed: int = 0) -> torch.Tensor:
     n_test = max(1, int(round(test_frac * len(examples))))
     test_ex = examples[torch.randperm(len(examples), generator=g)[:n_test]]
     return torch.isin(acts.example_index, test_ex)
-
-
-def depth(hook: str, n_layers: int) -> int:
-    """Blocks the residual has passed at a hook: 0 = embedding, ``l + 1`` after block ``l``."""
-    layer = layer_of(hook, n_layers)
-    if layer < 0:
-        return 0
-    return layer if hook.endswith("hook_resid_pre") else layer + 1
 
 
 def _pick_hooks(acts: Any, layers: Any) -> list[str]:
@@ -126,14 +115,6 @@ def _twin(acts: Any, random_acts: Any, hooks: list[str]) -> tuple[Any, torch.Ten
     return random_acts, _align(acts, random_acts, "random_acts")
 
 
-def _targets(kind: str, values: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Label values of the kept rows -> solver targets and the number of outputs."""
-    if kind == "multiclass":
-        return values.long(), -1
-    v = values.float().reshape(len(values), -1)
-    return v, v.shape[1]
-
-
 def control_types(acts: Any, control: Any) -> torch.Tensor | None:
     """Type id of every row for the control task (None: no control)."""
     if control is False or control is None:
@@ -151,37 +132,10 @@ def control_types(acts: Any, control: Any) -> torch.Tensor | None:
                      "acts -> [n_rows] type ids")
 
 
-def _control_targets(y: torch.Tensor, types: torch.Tensor, train: torch.Tensor, seed: int) -> torch.Tensor:
-    """Hewitt & Liang control task: each type gets the label of one random training row."""
-    g = torch.Generator().manual_seed(seed)
-    types, inv = torch.unique(types, return_inverse=True)
-    train_idx = train.nonzero().flatten()
-    pick = train_idx[torch.randint(0, len(train_idx), (len(types),), generator=g)]
-    return y[pick][inv]
-
-
-def _fit(kind: str, X: torch.Tensor, Y: torch.Tensor, K: int, probe: str, C: float, alpha: float, max_iter: int,
-         seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Fit ``G`` standardised problems; returns ``outputs(X_test [G, m, d]) -> [G, m, K]`` and stores weights."""
-    if probe == "mlp":
-        p = solvers.fit_mlp(X, Y, K, regression=kind == "regression", seed=seed)
-        return lambda Xt: solvers.mlp_forward(p, Xt)
-    if kind == "regression":
-        W, b = solvers.fit_ridge(X, Y, alpha)
-    else:
-        W, b = solvers.fit_logistic(X, Y, K, C=C, max_iter=max_iter)
-
-    def out(Xt: torch.Tensor) -> torch.Tensor:
-        return solvers.logits(Xt, W, b)
-
-    out.weights = (W, b)  # type: ignore[attr-defined]
-    return out
-
-
 def sweep(acts: Any, labels: Sequence[str] | str | None = None, layers: Any = None, *, control: Any = "token+position",
           random_acts: Any = None, baseline: bool = True, group_by: GroupSpec = None, probe: str = "linear",
           test_frac: float = 0.25, C: float = 1.0, alpha: float = 1.0, n_boot: int = 200, margin: float = 0.02,
-          min_rows: int = 40, max_iter: int = 200, seed: int = 0, progress: bool = True,
+          min_rows: int = 40, max_iter: int = 200, tol: float = 1e-4, seed: int = 0, progress: bool = True,
           threads: int | None = 1) -> SweepResult:
     """Probe every (label x layer) - optionally x position - with baselines, controls and error bars.
 
@@ -202,6 +156,7 @@ def sweep(acts: Any, labels: Sequence[str] | str | None = None, layers: Any = No
         n_boot: bootstrap resamples of test examples for the error bars (0: none).
         margin: how far (accuracy / R^2 points) a probe must beat baseline and twin to count as ``found``.
         min_rows: skip cells with fewer training rows.
+        max_iter, tol: L-BFGS limits of the logistic probes (``tol``: max |gradient|, as scikit-learn).
         seed: seeds the split, the control task and the bootstrap.
         threads: torch threads (default 1; see :mod:`toolkit.activations.threads`).
 
@@ -236,120 +191,27 @@ def sweep(acts: Any, labels: Sequence[str] | str | None = None, layers: Any = No
                 valid = valid & (values >= 0)
             keys = [None] if groups is None else torch.unique(groups[valid]).tolist()
             jobs += [(name, key) for key in keys]
-        for name, key in tqdm(jobs, desc="probing", disable=not progress):
+        opts = Options(hooks, probe, C, alpha, max_iter, tol, n_boot, margin, seed, n_layers, baseline)
+        bar = tqdm(total=len(jobs), desc="probing", unit="cell", disable=not progress)
+        for name in names:
             lab = acts.label(name)
             values, valid = acts.labels(name)
             if lab.kind == "multiclass":
                 valid = valid & (values >= 0)
-            rows = valid if key is None else valid & (groups == key)
-            train, test = rows & ~is_test, rows & is_test
-            if int(train.sum()) < min_rows or int(test.sum()) < max(2, min_rows // 4):
-                result.skipped.append((name, key, f"{int(train.sum())} train / {int(test.sum())} test rows"))
-                continue
-            _fit_cell(result, acts, lab, name, key, hooks, cache_x, cache_t, values, train, test, types,
-                      baseline, probe, C, alpha, max_iter, n_boot, margin, seed, n_layers)
+            cells = []
+            for label_name, key in jobs:
+                if label_name != name:
+                    continue
+                rows = valid if key is None else valid & (groups == key)
+                train, test = rows & ~is_test, rows & is_test
+                if int(train.sum()) < min_rows or int(test.sum()) < max(2, min_rows // 4):
+                    result.skipped.append((name, key, f"{int(train.sum())} train / {int(test.sum())} test rows"))
+                    continue
+                cells.append(Cell.prepare(acts, lab, values, key, train, test, types, opts))
+            # every cell of a label (e.g. one per position) is fitted in the same batched solve
+            chunk = max(1, len(cells)) if probe == "linear" else 1
+            for i in range(0, len(cells), chunk):
+                fit_cells(result, acts, cells[i:i + chunk], cache_x, cache_t, opts)
+            bar.update(sum(1 for j in jobs if j[0] == name))
+        bar.close()
     return result
-
-
-def _squeeze(kind: str, t: torch.Tensor) -> torch.Tensor:
-    return t[:, 0] if kind == "binary" else t
-
-
-def _fit_cell(result: SweepResult, acts: Any, lab: Any, name: str, key: Any, hooks: list[str],
-              cache_x: dict[str, torch.Tensor], cache_t: dict[str, torch.Tensor], values: torch.Tensor,
-              train: torch.Tensor, test: torch.Tensor, types: torch.Tensor | None, baseline: bool, probe: str, C: float,
-              alpha: float, max_iter: int, n_boot: int, margin: float, seed: int, n_layers: int) -> None:
-    kind = lab.kind
-    tr, te = train.nonzero().flatten(), test.nonzero().flatten()
-    y_all, K = _targets(kind, values)
-    if kind == "multiclass":
-        K = int(lab.n_classes or int(values[train | test].max()) + 1)
-    y_tr, y_te = y_all[tr], y_all[te]
-    scorer = Scorer(kind, _squeeze(kind, y_te if kind == "regression" else y_te.long()), acts.example_index[te],
-                    n_boot, seed)
-
-    def score(outputs: torch.Tensor) -> torch.Tensor:
-        return scorer.scores(_squeeze(kind, predict(kind, outputs)))
-
-    # chance: majority class per output / training mean
-    if kind == "regression":
-        chance_pred = y_tr.mean(0, keepdim=True).expand(len(te), -1)
-    elif kind == "multiclass":
-        chance_pred = torch.bincount(y_tr, minlength=K).argmax().expand(len(te))
-    else:
-        chance_pred = (y_tr.mean(0, keepdim=True) > 0.5).long().expand(len(te), -1)
-    s_chance = scorer.scores(_squeeze(kind, chance_pred))
-    # stack: real layers, control layers, twin layers (grouped by feature width)
-    variants = [("real", h) for h in hooks]
-    control = types is not None
-    if control:
-        variants += [("control", h) for h in hooks]
-    if cache_t:
-        variants += [("twin", h) for h in hooks]
-    y_ctrl = _control_targets(y_all, types, train, seed + 1) if control else None
-    if control:  # the control probe is scored on the control task's own test labels
-        ctrl_scorer = Scorer(kind, _squeeze(kind, y_ctrl[te].long() if kind != "regression" else y_ctrl[te]),
-                             acts.example_index[te], n_boot, seed)
-    outs: dict[tuple[str, str], torch.Tensor] = {}
-    fitted: dict[str, tuple] = {}
-    widths = sorted({cache_x[h].shape[1] for h in hooks})
-    for w in widths:
-        vs = [v for v in variants if cache_x[v[1]].shape[1] == w]
-        src = {"real": cache_x, "control": cache_x, "twin": cache_t}
-        Xtr = torch.stack([src[v][h][tr] for v, h in vs])
-        Xte = torch.stack([src[v][h][te] for v, h in vs])
-        mean, std = solvers.standardize(Xtr)
-        Xtr, Xte = (Xtr - mean) / std, (Xte - mean) / std
-        Y = torch.stack([(y_ctrl if v == "control" else y_all)[tr] for v, _ in vs])
-        fn = _fit(kind, Xtr, Y, K, probe, C, alpha, max_iter, seed)
-        with torch.no_grad():
-            z = fn(Xte)
-        for i, v in enumerate(vs):
-            outs[v] = z[i]
-            if v[0] == "real" and hasattr(fn, "weights"):
-                fitted[v[1]] = (fn.weights[0][i], fn.weights[1][i], mean[i, 0], std[i, 0])
-    s_base = None
-    bf = acts.baseline_features(name) if baseline else None
-    if bf is not None:
-        B = bf[None]
-        Btr, Bte = B[:, tr], B[:, te]
-        mean, std = solvers.standardize(Btr)
-        fn = _fit(kind, (Btr - mean) / std, y_tr[None], K, probe, C, alpha, max_iter, seed)
-        with torch.no_grad():
-            s_base = score(fn((Bte - mean) / std)[0])
-    metric = metric_name(kind)
-    for h in hooks:
-        s = score(outs[("real", h)])
-        row: dict[str, Any] = {"label": name, "kind": kind, "metric": metric, "group": key,
-                               "layer": depth(h, n_layers), "hook": h, "n_train": len(tr), "n_test": len(te)}
-        sm = summary(s)
-        row.update({"score": sm["score"], "score_std": sm["std"], "score_lo": sm["lo"], "score_hi": sm["hi"],
-                    "chance": float(s_chance[0])})
-        row["baseline"] = float(s_base[0]) if s_base is not None else math.nan
-        row["baseline_name"] = lab.baseline_name if s_base is not None else ""
-        if control:
-            s_c = ctrl_scorer.scores(_squeeze(kind, predict(kind, outs[("control", h)])))
-            row["control"] = float(s_c[0])
-            row["selectivity"] = float(s[0] - s_c[0])
-        s_t = score(outs[("twin", h)]) if cache_t else None
-        row["random_init"] = float(s_t[0]) if s_t is not None else math.nan
-        beats = []
-        for ref, col in ((s_base, "vs_baseline_lo"), (s_t, "vs_random_lo")):
-            if ref is None:
-                row[col] = math.nan
-                continue
-            diff = s - ref
-            lo = float(diff[1:].quantile(0.025)) if len(diff) > 2 else float(diff[0])
-            row[col] = lo
-            beats.append(lo > margin)
-        row["found"] = bool(beats) and all(beats)
-        result.rows.append(row)
-        if h in fitted:
-            W, b, mean, std = fitted[h]
-            if kind == "regression":
-                est: Any = RidgeProbe.from_weights(W, b, mean, std, alpha, scalar=values.ndim == 1)
-            else:
-                est = LogisticProbe.from_weights(kind, W, b, mean, std, C)
-            result.fitted[(name, h, key)] = est
-    if probe == "mlp":
-        result.meta["note"] = "MLP probes: weights are not kept; refit MLPProbe on a cell to inspect it"
