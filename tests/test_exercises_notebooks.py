@@ -104,3 +104,26 @@ def test_make_learner_notebooks_check_mode_passes(capsys):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_execute_script_tidies_bundles_widget_state_and_timings():
+    import importlib.util
+
+    from toolkit.viz import BUNDLE_MARK
+
+    spec = importlib.util.spec_from_file_location("exn", ROOT / "scripts" / "execute_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("view")
+    cell.metadata["execution"] = {"iopub.status.busy": "2026-01-01"}
+    cell.outputs = [nbformat.v4.new_output("display_data", data={
+        "text/html": f'<div class="{BUNDLE_MARK}"></div><script>CircuitsVis.render()</script>', "text/plain": "v"})]
+    nb.cells.append(cell)
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    assert module.tidy(nb) == 1
+    assert "widgets" not in nb.metadata and "execution" not in nb.cells[0].metadata
+    assert "CircuitsVis" not in nb.cells[0].outputs[0]["data"]["text/html"]
+    env = module.kernel_env(ROOT / "tutorials" / "solutions" / "01_x.ipynb")
+    assert env["SEARCHLIGHT_STRICT"] == "1" and env["SEARCHLIGHT_PROGRESS"].endswith("progress.json")
+    assert "SEARCHLIGHT_STRICT" not in module.kernel_env(ROOT / "tutorials" / "01_x.ipynb")

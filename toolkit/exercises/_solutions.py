@@ -61,6 +61,118 @@ SOLUTIONS: dict[str, str] = {
         '        out[b].append(a)\n'
         '    return {cell: sorted(nbrs) for cell, nbrs in out.items()}'
     ),
+    '02.accuracy_by_length': (
+        '# Exercise 02.accuracy_by_length\n'
+        'def accuracy_by_length(correct: torch.Tensor, length: torch.Tensor) -> dict[int, float]:\n'
+        '    """{path length: fraction of examples correct} for every length that occurs, in increasing order.\n'
+        '\n'
+        '    correct: BoolTensor [n]; length: LongTensor [n].\n'
+        '    """\n'
+        '    return {int(L): float(correct[length == L].float().mean()) for L in torch.unique(length)}'
+    ),
+    '02.exact_match': (
+        '# Exercise 02.exact_match\n'
+        'def exact_match(predicted: torch.Tensor, tokens: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:\n'
+        '    """BoolTensor [n]: True where predicted [n, seq] equals tokens [n, seq] at every target position\n'
+        '    (loss_mask [n, seq] True); other positions are ignored, whatever they hold."""\n'
+        '    return ((predicted == tokens) | ~loss_mask).all(dim=1)'
+    ),
+    '02.next_token_loss': (
+        '# Exercise 02.next_token_loss\n'
+        'import torch.nn.functional as F\n'
+        '\n'
+        '\n'
+        'def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:\n'
+        '    """Mean cross-entropy of logits [n, seq, vocab] predicting the next token, over the target positions.\n'
+        '\n'
+        '    The logits at position t predict tokens[:, t + 1]; a position counts when loss_mask[:, t + 1] is True.\n'
+        '    Returns a scalar tensor.\n'
+        '    """\n'
+        '    mask = loss_mask[:, 1:]\n'
+        '    return F.cross_entropy(logits[:, :-1][mask], tokens[:, 1:][mask])'
+    ),
+    '02.solved_depth': (
+        '# Exercise 02.solved_depth\n'
+        'def solved_depth(acc_by_length: dict[int, float], threshold: float = 0.9) -> int:\n'
+        '    """The largest L such that every length 1..L has accuracy >= threshold (0 if length 1 fails or is missing)."""\n'
+        '    depth = 0\n'
+        '    while acc_by_length.get(depth + 1, 0.0) >= threshold:\n'
+        '        depth += 1\n'
+        '    return depth'
+    ),
+    '03.attention_between': (
+        '# Exercise 03.attention_between\n'
+        'def attention_between(pattern: torch.Tensor, query_pos: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:\n'
+        '    """Per head: mean over examples of the attention from position query_pos[i] to position key_pos[i].\n'
+        '\n'
+        '    pattern: [n, head, seq, seq] (query, key); query_pos, key_pos: LongTensor [n]. Returns [head].\n'
+        '    """\n'
+        '    rows = torch.arange(pattern.shape[0])\n'
+        '    return pattern[rows, :, query_pos, key_pos].mean(0)'
+    ),
+    '03.edge_score': (
+        '# Exercise 03.edge_score\n'
+        'def edge_score(pattern: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:\n'
+        '    """Per head: mean attention from each edge\'s target token T_B to the token just before it (its source S_A).\n'
+        '\n'
+        '    pattern: [n, head, seq, seq] attention probabilities (query, key); target_mask: BoolTensor [n, seq], True\n'
+        '    at the target tokens. Returns [head].\n'
+        '    """\n'
+        '    before = pattern.diagonal(offset=-1, dim1=2, dim2=3)  # [n, head, seq - 1]: query t + 1 -> key t\n'
+        '    return before.transpose(1, 2)[target_mask[:, 1:]].mean(0)'
+    ),
+    '03.top_heads': (
+        '# Exercise 03.top_heads\n'
+        'def top_heads(scores: torch.Tensor, k: int) -> list[tuple[int, int]]:\n'
+        '    """The k (layer, head) pairs with the highest scores [n_layers, n_heads], best first."""\n'
+        '    n_heads = scores.shape[1]\n'
+        '    best = scores.flatten().argsort(descending=True)[:k]\n'
+        '    return [(int(i) // n_heads, int(i) % n_heads) for i in best]'
+    ),
+    '04.control_labels': (
+        '# Exercise 04.control_labels\n'
+        'def control_labels(tokens: torch.Tensor, n_classes: int, seed: int) -> torch.Tensor:\n'
+        '    """Hewitt & Liang\'s control task: every token type gets one fixed random class in 0..n_classes-1.\n'
+        '\n'
+        "    tokens: LongTensor [n_rows], the token id at each row. Returns LongTensor [n_rows]: the class of each row's\n"
+        '    token. The same seed gives the same labels.\n'
+        '    """\n'
+        '    g = torch.Generator().manual_seed(seed)\n'
+        '    table = torch.randint(0, n_classes, (int(tokens.max()) + 1,), generator=g)\n'
+        '    return table[tokens]'
+    ),
+    '04.first_layer': (
+        '# Exercise 04.first_layer\n'
+        'def first_layer_found(scores: dict[int, float], baseline: float, margin: float = 0.05) -> int | None:\n'
+        '    """The smallest depth whose score beats baseline + margin (depth 0 = embeddings), or None if none does."""\n'
+        '    for depth in sorted(scores):\n'
+        '        if scores[depth] > baseline + margin:\n'
+        '            return depth\n'
+        '    return None'
+    ),
+    '04.probe_accuracy': (
+        '# Exercise 04.probe_accuracy\n'
+        'def probe_accuracy(X_train: torch.Tensor, y_train: torch.Tensor, X_test: torch.Tensor,\n'
+        '                   y_test: torch.Tensor) -> float:\n'
+        '    """Fit a logistic-regression probe on the training rows; return its accuracy (0..1) on the test rows."""\n'
+        '    from sklearn.linear_model import LogisticRegression\n'
+        '\n'
+        '    probe = LogisticRegression(max_iter=1000).fit(X_train.numpy(), y_train.numpy())\n'
+        '    return float(probe.score(X_test.numpy(), y_test.numpy()))'
+    ),
+    '04.split_by_example': (
+        '# Exercise 04.split_by_example\n'
+        'def split_by_example(example_index: torch.Tensor, test_frac: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:\n'
+        '    """(train, test) BoolTensor masks [n_rows]: a random test_frac of the *examples* (with all their rows) is test.\n'
+        '\n'
+        '    example_index: LongTensor [n_rows], the example each row comes from. The same seed gives the same split.\n'
+        '    """\n'
+        '    examples = torch.unique(example_index)\n'
+        '    g = torch.Generator().manual_seed(seed)\n'
+        '    shuffled = examples[torch.randperm(len(examples), generator=g)]\n'
+        '    test = torch.isin(example_index, shuffled[: round(test_frac * len(examples))])\n'
+        '    return ~test, test'
+    ),
     '05.ancestor_at_depth': (
         '# Exercise 05.ancestor_at_depth\n'
         'def ancestor_at_depth(parent: list[int], node: int, depth: int) -> int:\n'

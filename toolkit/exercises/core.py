@@ -224,9 +224,11 @@ def get(exercise_id: str) -> Exercise:
 
 
 def all_exercises(notebook: str | None = None) -> list[Exercise]:
-    """Every registered exercise (of one notebook, e.g. ``"01"``), in id order."""
+    """Every registered exercise (of one notebook, e.g. ``"01"``), by notebook, then in registration order
+    (register a chapter's exercises in the order the notebook introduces them)."""
     _load_all()
-    return [e for k, e in sorted(_REGISTRY.items()) if notebook is None or e.notebook == notebook]
+    return sorted((e for e in _REGISTRY.values() if notebook is None or e.notebook == notebook),
+                  key=lambda e: e.notebook)
 
 
 def function_exercise(id: str, *, title: str, difficulty: int, importance: int, minutes: int,

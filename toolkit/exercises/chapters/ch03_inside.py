@@ -180,6 +180,18 @@ function_exercise(
 )
 
 function_exercise(
+    "03.top_heads", title="Rank the heads", difficulty=1, importance=2, minutes=5,
+    reference=top_heads, cases=_top_cases, compare=_compare_top,
+    hints=["Flatten the [n_layers, n_heads] scores and sort them in descending order.",
+           "A flat index i is layer `i // n_heads`, head `i % n_heads`."],
+    mistakes=[Mistake("best first: sort in descending order", _top_ascending),
+              Mistake("return (layer, head), not (head, layer)", _top_head_layer),
+              Mistake("return (layer, head) pairs, not flat indices into the flattened scores", _top_flat),
+              Mistake("a flat index i is layer i // n_heads and head i % n_heads (divide by the number of heads)",
+                      _top_wrong_divisor)],
+)
+
+function_exercise(
     "03.attention_between", title="Attention between two positions", difficulty=2, importance=4, minutes=8,
     reference=attention_between, cases=_between_cases,
     compare=lambda got, exp, args: diff_tensor(got, exp, name="attention", atol=1e-5),
@@ -192,16 +204,4 @@ function_exercise(
               Mistake("pattern[:, :, query_pos, key_pos] pairs every example with every example's positions; index "
                       "the example dimension with torch.arange(n) as well", _between_broadcast),
               Mistake("average over the examples: the result is one number per head", _between_no_mean)],
-)
-
-function_exercise(
-    "03.top_heads", title="Rank the heads", difficulty=1, importance=2, minutes=5,
-    reference=top_heads, cases=_top_cases, compare=_compare_top,
-    hints=["Flatten the [n_layers, n_heads] scores and sort them in descending order.",
-           "A flat index i is layer `i // n_heads`, head `i % n_heads`."],
-    mistakes=[Mistake("best first: sort in descending order", _top_ascending),
-              Mistake("return (layer, head), not (head, layer)", _top_head_layer),
-              Mistake("return (layer, head) pairs, not flat indices into the flattened scores", _top_flat),
-              Mistake("a flat index i is layer i // n_heads and head i % n_heads (divide by the number of heads)",
-                      _top_wrong_divisor)],
 )
