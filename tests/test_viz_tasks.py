@@ -53,8 +53,12 @@ def test_render_passes_the_overlay_to_the_task_renderer(tree_data):
     overlay = np.linspace(0.0, 1.0, 6)
     fig = viz.render(task, ex, overlay, title="probe")
     assert len(fig.axes) == 2  # the tree and its colour bar
-    faces = [tuple(c.get_facecolor()[0]) for c in fig.axes[0].collections]
-    assert len(set(faces)) == 6  # six distinct colours: one per node value
+    nodes = [c for c in fig.axes[0].collections if c.get_gid() == "nodes"]
+    faces = {v: tuple(f) for c in nodes for v, f in zip(c.nodes, c.get_facecolor())}
+    assert len(set(faces.values())) == 6  # six distinct colours: one per node value
+    from matplotlib import colormaps
+
+    assert all(np.allclose(faces[v], colormaps["viridis"](overlay[v])) for v in range(6))
     assert fig.axes[0].get_title().startswith("probe\nroot")
     plain = viz.render(task, ex)
     assert len(plain.axes) == 1

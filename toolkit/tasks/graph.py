@@ -312,7 +312,7 @@ class GraphSearch(Task):
             answers.append(t in seen and t != s)
         return Solution(path=answers, trace=trace, algorithm="bfs")
 
-    def render(self, example: Example, overlay: Any = None, ax: Any = None) -> Any:
+    def render(self, example: Example, overlay: Any = None, ax: Any = None, **kw: Any) -> Any:
         from toolkit.tasks.render import render_graph
 
-        return render_graph(example.structure, overlay=overlay, ax=ax)
+        return render_graph(example.structure, overlay=overlay, ax=ax, **kw)

@@ -354,7 +354,7 @@ class MazeSearch(Task):
             path.append(came[path[-1]])
         return Solution(path=path[::-1], trace=trace, algorithm="bfs")
 
-    def render(self, example: Example, overlay: Any = None, ax: Any = None) -> Any:
+    def render(self, example: Example, overlay: Any = None, ax: Any = None, **kw: Any) -> Any:
         from toolkit.tasks.render import render_maze
 
-        return render_maze(example.structure, overlay=overlay, ax=ax)
+        return render_maze(example.structure, overlay=overlay, ax=ax, **kw)

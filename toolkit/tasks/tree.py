@@ -308,7 +308,7 @@ class TreeSearch(Task):
             trace.append(parent[trace[-1]])
         return Solution(path=trace[::-1], trace=trace, algorithm="backward-chaining")
 
-    def render(self, example: Example, overlay: Any = None, ax: Any = None) -> Any:
+    def render(self, example: Example, overlay: Any = None, ax: Any = None, **kw: Any) -> Any:
         from toolkit.tasks.render import render_tree
 
-        return render_tree(example.structure, overlay=overlay, ax=ax)
+        return render_tree(example.structure, overlay=overlay, ax=ax, **kw)
