@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -52,8 +53,12 @@ def execute(path: Path, timeout: int, max_mb: float) -> float:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                             store_widget_state=False, resources={"metadata": {"path": str(path.parent)}})
+    env = kernel_env(path)
     start = time.perf_counter()
-    client.execute(env=kernel_env(path))
+    try:
+        client.execute(env=env)
+    finally:
+        shutil.rmtree(Path(env["SEARCHLIGHT_PROGRESS"]).parent, ignore_errors=True)
     seconds = time.perf_counter() - start
     stripped = tidy(nb)
     text = nbformat.writes(nb, version=4) + "\n"

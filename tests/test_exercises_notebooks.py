@@ -124,6 +124,11 @@ def test_execute_script_tidies_bundles_widget_state_and_timings():
     assert module.tidy(nb) == 1
     assert "widgets" not in nb.metadata and "execution" not in nb.cells[0].metadata
     assert "CircuitsVis" not in nb.cells[0].outputs[0]["data"]["text/html"]
+    import shutil
+
     env = module.kernel_env(ROOT / "tutorials" / "solutions" / "01_x.ipynb")
+    learner_env = module.kernel_env(ROOT / "tutorials" / "01_x.ipynb")
+    for e in (env, learner_env):
+        shutil.rmtree(Path(e["SEARCHLIGHT_PROGRESS"]).parent)
     assert env["SEARCHLIGHT_STRICT"] == "1" and env["SEARCHLIGHT_PROGRESS"].endswith("progress.json")
-    assert "SEARCHLIGHT_STRICT" not in module.kernel_env(ROOT / "tutorials" / "01_x.ipynb")
+    assert "SEARCHLIGHT_STRICT" not in learner_env
