@@ -103,6 +103,15 @@ def test_table_probes_directions_and_maps(result):
     grid = bypos.map("planted")
     assert list(grid.columns) == list(range(1, SEQ)) and list(grid.index) == acts.hook_names
     assert bool((grid.loc["blocks.0.hook_resid_post"] > 0.8).all())
+    # padded, row-weighted batching of the per-position cells == fitting each position on its own
+    for p in (1, 4):
+        at_p = acts.position == p
+        alone = probes.sweep(acts.select(at_p), labels="planted", random_acts=twin.select(at_p), n_boot=0,
+                             progress=False)
+        for r in alone.rows:
+            (b,) = [x for x in bypos.rows if x["group"] == p and x["hook"] == r["hook"]]
+            for col in ("score", "baseline", "random_init"):
+                assert b[col] == pytest.approx(r[col], abs=0.011), (p, r["hook"], col)
     assert res.found()[0][0] in ("planted", "depth")
     assert "found" in repr(res)
 
