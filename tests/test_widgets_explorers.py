@@ -176,12 +176,12 @@ def test_feature_browser_orders_and_redraws(tree):
     fb.controls["sort"].value = "label match"
     assert fb.state()["latent"] == by_match[0]
     assert fb.figures["dashboard"].axes[0].get_title().startswith(f"latent {by_match[0]}:")  # drawn after refill
-    dash = fb.figures["dashboard"]
+    drawn, png = fb.draw_counts["dashboard"], fb.views["dashboard"].value
     fb.controls["example"].value = 5  # only the example views redraw
-    assert fb.figures["dashboard"] is dash
+    assert fb.draw_counts["dashboard"] == drawn and fb.views["dashboard"].value == png
     assert "example 5" in fb.views["where"].value
     fb.controls["latent"].value = by_density[-1]
-    assert fb.figures["dashboard"] is not dash
+    assert fb.draw_counts["dashboard"] == drawn + 1 and fb.views["dashboard"].value != png
     assert f"latent {by_density[-1]}" in fb.figures["dashboard"].axes[0].get_title()
     with pytest.raises(ValueError, match="hook"):
         widgets.FeatureBrowser(_Relu(), acts, hook="blocks.9.hook_resid_post")

@@ -7,13 +7,16 @@ Every plot returns a :class:`VizFigure` (a ``matplotlib.figure.Figure`` that dis
 - attention: :func:`attention_heads` (interactive, offline circuitsvis), :func:`attention_heatmap` (static),
   :func:`attention_html` (fast HTML heatmap), :func:`token_strip`, :func:`heatmap_html`
 - probes: :func:`probe_heatmap`, :func:`probe_curves`, :func:`confusion_matrix`, :func:`prediction_scatter`
-- features: :func:`feature_dashboard`, :func:`label_match`, :func:`top_examples`
+- features: :func:`feature_dashboard` (:class:`FeatureDashboard` redraws in place), :func:`label_match`,
+  :func:`top_examples`
 - training: :func:`training_curves`, :func:`accuracy_by_difficulty`
+- live (figures the explorers keep and update in place): :class:`TaskPanels`, :class:`Panel`, :func:`clear_axes`
 """
 
 from toolkit.viz.attention import attention_heatmap, token_strip
 from toolkit.viz.circuits import BUNDLE_MARK, CircuitsView, attention_heads, strip_bundles
 from toolkit.viz.features import (
+    FeatureDashboard,
     example_overlay,
     feature_dashboard,
     label_match,
@@ -21,8 +24,9 @@ from toolkit.viz.features import (
     top_examples,
     where_from_mask,
 )
-from toolkit.viz.figure import VizFigure, new_figure, to_html, to_png
+from toolkit.viz.figure import FastTextCanvas, VizFigure, new_figure, to_html, to_png
 from toolkit.viz.html import attention_html, colour, heatmap_html
+from toolkit.viz.live import Panel, TaskPanels, clear_axes, value_range
 from toolkit.viz.probes import confusion_matrix, pivot, prediction_scatter, probe_curves, probe_heatmap, records
 from toolkit.viz.tasks import (
     element_table,
@@ -38,11 +42,16 @@ from toolkit.viz.training import accuracy_by_difficulty, training_curves
 __all__ = [
     "BUNDLE_MARK",
     "CircuitsView",
+    "FastTextCanvas",
+    "FeatureDashboard",
+    "Panel",
+    "TaskPanels",
     "VizFigure",
     "accuracy_by_difficulty",
     "attention_heads",
     "attention_heatmap",
     "attention_html",
+    "clear_axes",
     "colour",
     "confusion_matrix",
     "element_table",
@@ -69,5 +78,6 @@ __all__ = [
     "top_examples",
     "token_strip",
     "training_curves",
+    "value_range",
     "where_from_mask",
 ]

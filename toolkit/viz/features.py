@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
+from toolkit.tasks.render import value_range
 from toolkit.viz.attention import _as_numpy
 from toolkit.viz.figure import new_figure
+from toolkit.viz.live import clear_axes, draw_task, fix_title_position, render_kwargs
 from toolkit.viz.tasks import positions_to_overlay
 
 
@@ -128,58 +130,126 @@ def feature_dashboard(values: Any, where: Any, data: Any = None, *, labels: Mapp
         densities: ``[n_features]`` fraction of rows on which every feature fires, to place this one.
         k: top-activating examples to draw.
         active_threshold: a row counts as active when the value exceeds this.
+
+    The histogram's bars are coloured on the same scale as the top examples' nodes (its colour key).
+    To draw feature after feature into one figure, keep a :class:`FeatureDashboard`.
     """
     v = _as_numpy(values).reshape(-1)
     if torch.as_tensor(where).shape != (v.shape[0], 2):
         raise ValueError(f"where must be [n_rows, 2] = [{v.shape[0]}, 2], got {tuple(torch.as_tensor(where).shape)}")
-    density = float((v > active_threshold).mean()) if v.size else 0.0
-    if matches is None and labels:
-        matches = label_match(v, labels)
-    tops = top_examples(v, where, k) if data is not None else []
-    fig = new_figure(11.0, 3.0 + (2.6 if tops else 0.0))
-    grid = fig.add_gridspec(2 if tops else 1, max(3, len(tops)), height_ratios=[1, 1.15] if tops else None)
-    n_top = max(3, len(tops))
-    thirds = [slice(0, n_top // 3), slice(n_top // 3, 2 * n_top // 3), slice(2 * n_top // 3, n_top)]
-    ax_hist, ax_dens, ax_lab = (fig.add_subplot(grid[0, s]) for s in thirds)
+    tops = len(top_examples(v, where, k)) if data is not None else 0
+    board = FeatureDashboard(where, data if tops else None, densities=densities, k=tops,
+                             active_threshold=active_threshold)
+    return board.update(v, name=name, labels=labels, matches=matches)
 
-    active = v[v > active_threshold]
-    counts, edges = np.histogram(active if active.size else [0.0], bins=30)
-    ax_hist.stairs(np.maximum(counts, 0.8), edges, fill=True, color="C0", baseline=0.8)
-    ax_hist.set_yscale("log")
-    ax_hist.yaxis.set_minor_locator(NullLocator())  # minor log ticks cost more than the whole histogram
-    ax_hist.set_title(f"{name}: activations > {active_threshold:g} ({active.size} rows)", fontsize=9)
-    ax_hist.set_xlabel("activation", fontsize=8)
 
-    if densities is not None:
-        d = np.log10(np.clip(_as_numpy(densities).reshape(-1), 1e-6, 1))
-        counts, edges = np.histogram(d, bins=30)
-        ax_dens.stairs(counts, edges, fill=True, color="0.7")
-        ax_dens.axvline(np.log10(max(density, 1e-6)), color="#d62728", lw=2)
-        ax_dens.set_xlabel("log10 density (all features; red: this one)", fontsize=8)
-    else:
-        ax_dens.bar([0], [density], color="C1")
-        ax_dens.set_xticks([])
-        ax_dens.set_ylim(0, 1)
-    ax_dens.set_title(f"density {density:.2%}", fontsize=9)
+class FeatureDashboard:
+    """The :func:`feature_dashboard` figure, kept and redrawn in place for one feature after another.
 
-    if matches:
-        names_, scores = zip(*matches)
-        ax_lab.barh(range(len(scores)), scores, color="C2")
-        ax_lab.set_yticks(range(len(scores)), names_, fontsize=7)
-        ax_lab.invert_yaxis()
-        ax_lab.set_xlim(0, 1)
-        ax_lab.set_title("best-matching labels (|r|)", fontsize=9)
-    else:
-        ax_lab.text(0.5, 0.5, "no label matches\n(pass labels=)", ha="center", va="center", fontsize=8)
-        ax_lab.set_axis_off()
-        ax_lab.set_title("best-matching labels", fontsize=9)
+    Args: ``where``, ``data``, ``densities``, ``k``, ``active_threshold`` as in :func:`feature_dashboard` (they
+    stay fixed); :meth:`update` draws one feature's ``values [n_rows]``.
+    """
 
-    for j, (ex, pos, val) in enumerate(tops):
-        axis = fig.add_subplot(grid[1, j])
-        example = data[ex]
-        seq = len(example.tokens)
-        overlay = positions_to_overlay(data.task, example.tokens, example_overlay(v, where, ex, seq), reduce="max")
-        data.task.render(example, overlay=overlay, ax=axis)
-        tok = data.task.vocab.tokens[int(example.tokens[pos])]
-        axis.set_title(f"example {ex}: max {val:.2f} at {pos} ({tok})", fontsize=8)
-    return fig
+    def __init__(self, where: Any, data: Any = None, *, densities: Any = None, k: int = 4,
+                 active_threshold: float = 0.0, cmap: str = "viridis"):
+        self.where = torch.as_tensor(where)
+        if self.where.ndim != 2 or self.where.shape[1] != 2:
+            raise ValueError(f"where must be [n_rows, 2], got {tuple(self.where.shape)}")
+        self.data, self.k = data, int(k) if data is not None else 0
+        self.threshold, self.cmap = float(active_threshold), cmap
+        self._shared = render_kwargs(data.task) if self.k else False
+        self.fig = fig = new_figure(11.0, 3.0 + (2.6 if self.k else 0.0))
+        n_top = max(3, self.k)
+        grid = fig.add_gridspec(2 if self.k else 1, n_top, height_ratios=[1, 1.15] if self.k else None)
+        thirds = [slice(0, n_top // 3), slice(n_top // 3, 2 * n_top // 3), slice(2 * n_top // 3, n_top)]
+        self.ax_hist, self.ax_dens, self.ax_lab = (fig.add_subplot(grid[0, s]) for s in thirds)
+        self.ax_tops = [fig.add_subplot(grid[1, j]) for j in range(self.k)]
+        fix_title_position(self.ax_hist, self.ax_dens, self.ax_lab, *self.ax_tops)
+        self.ax_hist.set_yscale("log")
+        self.ax_hist.yaxis.set_minor_locator(NullLocator())  # minor log ticks cost more than the whole histogram
+        self.ax_hist.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))  # 1, 10, 100: no mathtext
+        self.ax_hist.set_xlabel("activation (colour: same scale as the examples)", fontsize=8)
+        self.ax_hist.xaxis.set_major_locator(MaxNLocator(5))
+        self.densities = None
+        if densities is not None:  # the same for every feature: drawn once, only the red line moves
+            self.densities = _as_numpy(densities).reshape(-1)
+            d = np.log10(np.clip(self.densities, 1e-6, 1))
+            counts, self._dens_edges = np.histogram(d, bins=30)
+            self.ax_dens.stairs(counts, self._dens_edges, fill=True, color="0.7")
+            self.dens_line = self.ax_dens.axvline(0.0, color="#d62728", lw=2)
+            self.ax_dens.set_xlabel("log10 density (all features; red: this one)", fontsize=8)
+        else:
+            self.ax_dens.set_xticks([])
+            self.ax_dens.set_ylim(0, 1)
+        self.ax_lab.set_yticks([])
+        self.ax_lab.set_xlim(0, 1)
+        self.ax_lab.set_xticks([0, 0.5, 1])
+
+    def update(self, values: Any, *, name: str = "feature", labels: Mapping[str, Any] | None = None,
+               matches: Sequence[tuple[str, float]] | None = None) -> Figure:
+        """Draw the feature with activations ``values [n_rows]`` (``labels`` / ``matches`` as in
+        :func:`feature_dashboard`)."""
+        from matplotlib import colormaps
+        from matplotlib.collections import PolyCollection
+
+        v = _as_numpy(values).reshape(-1)
+        if v.shape[0] != self.where.shape[0]:
+            raise ValueError(f"where must be [n_rows, 2] = [{v.shape[0]}, 2], got {tuple(self.where.shape)}")
+        density = float((v > self.threshold).mean()) if v.size else 0.0
+        if matches is None and labels:
+            matches = label_match(v, labels)
+        lo, hi = value_range(v if v.size else [0.0], min(0.0, float(v.min())) if v.size else 0.0)
+
+        ax = self.ax_hist  # histogram of the active rows, bars coloured by value: the examples' colour key
+        clear_axes(ax)
+        active = v[v > self.threshold]
+        counts, edges = np.histogram(active if active.size else [0.0], bins=30)
+        heights = np.maximum(counts, 0.8)
+        quads = [[(a, 0.8), (b, 0.8), (b, h), (a, h)] for a, b, h in zip(edges[:-1], edges[1:], heights)]
+        centres = np.clip(((edges[:-1] + edges[1:]) / 2 - lo) / (hi - lo), 0, 1)
+        ax.add_collection(PolyCollection(quads, facecolors=colormaps[self.cmap](centres), edgecolors="none"),
+                          autolim=False)
+        pad = 0.02 * (edges[-1] - edges[0]) if edges[-1] > edges[0] else 0.5
+        ax.set_xlim(edges[0] - pad, edges[-1] + pad)
+        ax.set_ylim(0.8, max(2.0, heights.max() * 1.6))
+        ax.set_title(f"{name}: activations > {self.threshold:g} ({active.size} rows)", fontsize=9)
+
+        if self.densities is not None:
+            x = np.log10(max(density, 1e-6))
+            self.dens_line.set_xdata([x, x])
+            lo_d, hi_d = min(self._dens_edges[0], x), max(self._dens_edges[-1], x)
+            self.ax_dens.set_xlim(lo_d - 0.03 * (hi_d - lo_d + 1e-9), hi_d + 0.03 * (hi_d - lo_d + 1e-9))
+        else:
+            clear_axes(self.ax_dens)
+            self.ax_dens.bar([0], [density], color="C1")
+        self.ax_dens.set_title(f"density {density:.2%}", fontsize=9)
+
+        ax = self.ax_lab  # label names written on their bars: no tick labels whose width changes the layout
+        clear_axes(ax)
+        ax.set_axis_on() if matches else ax.set_axis_off()
+        if matches:
+            names_, scores = zip(*matches)
+            ax.barh(range(len(scores)), scores, color="#a1d99b")
+            for i, (label, score) in enumerate(zip(names_, scores)):
+                ax.text(0.01, i, f"{label}  ({score:.2f})", va="center", fontsize=7)
+            ax.set_ylim(len(scores) - 0.5, -0.5)
+            ax.set_title("best-matching labels (|r|)", fontsize=9)
+        else:
+            ax.text(0.5, 0.5, "no label matches\n(pass labels=)", ha="center", va="center", fontsize=8,
+                    transform=ax.transAxes)
+            ax.set_title("best-matching labels", fontsize=9)
+
+        tops = top_examples(v, self.where, self.k) if self.k else []
+        for j, axis in enumerate(self.ax_tops):
+            axis.set_visible(j < len(tops))
+            if j >= len(tops):
+                continue
+            ex, pos, val = tops[j]
+            example = self.data[ex]
+            seq = len(example.tokens)
+            overlay = positions_to_overlay(self.data.task, example.tokens, example_overlay(v, self.where, ex, seq),
+                                           reduce="max")
+            draw_task(self.data.task, example, overlay, axis, vmin=lo, vmax=hi, cmap=self.cmap, shared=self._shared)
+            tok = self.data.task.vocab.tokens[int(example.tokens[pos])]
+            axis.set_title(f"example {ex}: max {val:.2f} at {pos} ({tok})", fontsize=8)
+        return self.fig

@@ -10,12 +10,64 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
 
 DEFAULT_DPI = 90
+_TEXT_CACHE_SIZE = 4096
+
+
+class _TextCacheRenderer(RendererAgg):
+    """Agg renderer that rasterises each distinct string once (per font, size, dpi) and then only composites it.
+
+    matplotlib 3.11 lays out and renders every text glyph by glyph on every draw (~0.4 ms for a 30-character
+    title on a loaded machine, measured); an explorer redraws the same tick labels, node ids and titles on every
+    click. Cached strings are placed on whole pixels as in matplotlib <= 3.10 (no sub-pixel glyph positions).
+    Falls back to matplotlib's own text drawing for mathtext, OpenType features, or if its internals change.
+    """
+
+    _cache: dict[tuple[Any, ...], tuple[np.ndarray, float, float, float]] = {}
+    _broken = False
+
+    def draw_text(self, gc: Any, x: float, y: float, s: str, prop: Any, angle: float, ismath: Any = False,
+                  mtext: Any = None) -> None:
+        plain = mtext is None or (mtext.get_fontfeatures() is None and mtext.get_language() is None)
+        if ismath or not plain or self._broken:
+            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+        key = (s, hash(prop), prop.get_size_in_points(), self.dpi, bool(gc.get_antialiased()))
+        hit = self._cache.get(key)
+        try:
+            if hit is None:
+                font = self._prepare_font(prop)
+                font.set_text(s, 0, flags=get_hinting_flag())
+                font.draw_glyphs_to_bitmap(antialiased=gc.get_antialiased())
+                xo, yo = font.get_bitmap_offset()
+                if len(self._cache) >= _TEXT_CACHE_SIZE:
+                    self._cache.clear()
+                hit = self._cache[key] = (np.array(font.get_image()), font.get_descent() / 64, xo / 64, yo / 64)
+            image, descent, xo, yo = hit
+            xd, yd = descent * math.sin(math.radians(angle)), descent * math.cos(math.radians(angle))
+            self._renderer.draw_text_image(image, round(x + xo + xd), round(y + yo + yd) + 1, angle, gc)
+        except (AttributeError, TypeError, ValueError):  # matplotlib's internals changed: draw as it does
+            type(self)._broken = True
+            super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+
+
+class FastTextCanvas(FigureCanvasAgg):
+    """An Agg canvas whose renderer caches rasterised text (see :class:`_TextCacheRenderer`): for figures that
+    are redrawn many times, e.g. the explorers' views (about half the draw time of a tick-labelled figure)."""
+
+    def get_renderer(self) -> RendererAgg:
+        w, h = self.get_width_height(physical=True)
+        key = (w, h, self.figure.dpi)
+        if self._lastKey != key:
+            self.renderer = _TextCacheRenderer(w, h, self.figure.dpi)
+            self._lastKey = key
+        return self.renderer
 
 
 class VizFigure(Figure):
@@ -43,12 +95,22 @@ def subplots(nrows: int = 1, ncols: int = 1, width: float = 5.0, height: float =
     return fig, fig.subplots(nrows, ncols, squeeze=True, **kw)
 
 
-def to_png(fig: Figure, dpi: float | None = None) -> bytes:
-    """PNG bytes of ``fig`` (default :data:`DEFAULT_DPI`)."""
+def to_png(fig: Figure, dpi: float | None = None, compress_level: int = 6) -> bytes:
+    """PNG bytes of ``fig`` (default :data:`DEFAULT_DPI`).
+
+    ``compress_level`` (0-9, zlib): widgets use 1, which encoded the explorers' views ~25% faster for ~10% more
+    bytes than the default 6 (measured). A figure whose own dpi already is ``dpi`` is drawn by its canvas
+    directly, skipping ``savefig``'s switch of the figure's dpi and back.
+    """
     if fig.canvas is None or not hasattr(fig.canvas, "print_png"):
         FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi or DEFAULT_DPI)
+    dpi = dpi or DEFAULT_DPI
+    pil_kwargs = {"compress_level": int(compress_level)}
+    if fig.dpi == dpi and isinstance(fig.canvas, FigureCanvasAgg):
+        fig.canvas.print_png(buf, pil_kwargs=pil_kwargs)
+    else:
+        fig.savefig(buf, format="png", dpi=dpi, pil_kwargs=pil_kwargs)
     return buf.getvalue()
 
 

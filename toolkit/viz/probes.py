@@ -177,6 +177,9 @@ def prediction_scatter(y_true: Any, y_pred: Any, *, title: str | None = None, ax
     lo, hi = float(np.nanmin([t.min(initial=0), p.min(initial=0)])), float(np.nanmax([t.max(initial=1),
                                                                                         p.max(initial=1)]))
     axis.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls="--")
+    pad = 0.05 * (hi - lo) if hi > lo else 0.5
+    axis.set_xlim(lo - pad, hi + pad)  # explicit: the Axes may be reused (a widget redrawing in place)
+    axis.set_ylim(lo - pad, hi + pad)
     ss_res = float(((t - p) ** 2).sum())
     ss_tot = float(((t - t.mean()) ** 2).sum()) if t.size else 0.0
     r2 = 1 - ss_res / ss_tot if ss_tot > 0 else float("nan")

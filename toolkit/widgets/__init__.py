@@ -8,7 +8,8 @@
 - :class:`MazeEditor` (model, data): click cells to toggle walls / move origin and target, watch the model
 
 Every explorer displays as one widget, has a readable ``repr``, exposes ``controls`` (set ``.value`` to drive it
-from code), ``views`` and ``figures`` (the last matplotlib Figure of each image view), and ``timings_ms``.
+from code), ``views`` and ``figures`` (the matplotlib Figure each image view keeps and redraws in place), and
+``timings_ms`` / ``draw_counts``.
 """
 
 from toolkit.widgets.attention import AttentionExplorer

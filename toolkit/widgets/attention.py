@@ -89,8 +89,10 @@ class AttentionExplorer(Explorer):
         q = s["query"]
         full = torch.full((len(ex.tokens),), float("nan"))
         full[: len(row)] = row
-        self._show("task", lambda: viz.render_positions(self.task, ex, full, title=f"{name} attention from {q}: "
-                                                        f"{toks[q]}"), key=(s["example"], s["layer"], s["head"], q))
+        overlay = viz.positions_to_overlay(self.task, ex.tokens, full)
+        panel = self._figure("task", 1, lambda: viz.TaskPanels(self.task, 1, width=4.6, label="attention"))
+        self._show("task", lambda: panel.update([ex], [overlay], [f"{name} attention from {q}: {toks[q]}"],
+                                                prefix_titles=True), key=(s["example"], s["layer"], s["head"], q))
         self.views["heatmap"].value = viz.attention_html(self.pattern(), toks, query=q, title=f"{name} pattern")
         top = torch.argsort(row, descending=True)[:5].tolist()
         items = "".join(f"<li>{i}: <code>{toks[i]}</code> {float(row[i]):.2f}</li>" for i in top)

@@ -3,27 +3,62 @@
 An explorer is *not* a widget itself; it owns one (``explorer.widget``, a ``VBox``) and displays as it. Views
 are ``ipywidgets.Image`` (PNG bytes of a :mod:`toolkit.viz` figure) or ``ipywidgets.HTML``, so everything
 shown is plain widget state: it survives "save widget state" and nbconvert, and headless tests can read it
-(``explorer.figures[name]`` keeps the last matplotlib Figure of each view).
+(``explorer.figures[name]`` is the matplotlib Figure of each view, showing what the view shows).
 
-Speed: a matplotlib layout engine costs more than drawing a small figure. Each view's layout is computed
-once (constrained layout) and then reused while the figure keeps the same number of axes.
+Speed (median value change -> redraw, ``benchmarks/bench_widgets.py``): building a matplotlib figure (Axes,
+ticks, layout) costs more than drawing it, so every image view keeps *one* figure per shape of picture
+(:meth:`Explorer._figure`) and each change updates its artists in place; its layout is computed once (constrained
+layout on the first draw) and then frozen. PNGs are encoded at zlib level 1. Revisited states are served from a
+PNG cache; the figure in ``explorer.figures`` is brought up to date only when it is read.
 """
 
 from __future__ import annotations
 
 import html
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import ipywidgets as W
 from matplotlib.figure import Figure
 
-from toolkit.viz.figure import to_png
+from toolkit.viz.figure import FastTextCanvas, to_png
+from toolkit.viz.live import freeze_layout
 from toolkit.widgets._model import one_thread
 
 CSS_PREFIX = "searchlight"
+
+
+class _Figures(MutableMapping):
+    """``view name -> Figure``; an update deferred by a cache hit (:meth:`defer`) runs when the figure is read."""
+
+    def __init__(self) -> None:
+        self._figs: dict[str, Figure] = {}
+        self._pending: dict[str, Callable[[], Figure]] = {}
+
+    def defer(self, name: str, update: Callable[[], Figure]) -> None:
+        self._pending[name] = update
+
+    def __getitem__(self, name: str) -> Figure:
+        update = self._pending.pop(name, None)
+        if update is not None:
+            self._figs[name] = update()
+        return self._figs[name]
+
+    def __setitem__(self, name: str, fig: Figure) -> None:
+        self._pending.pop(name, None)
+        self._figs[name] = fig
+
+    def __delitem__(self, name: str) -> None:
+        self._pending.pop(name, None)
+        del self._figs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._figs | self._pending)
+
+    def __len__(self) -> int:
+        return len(self._figs | self._pending)
 
 
 class Explorer:
@@ -35,12 +70,13 @@ class Explorer:
     def __init__(self) -> None:
         self.controls: dict[str, W.Widget] = {}
         self.views: dict[str, W.Widget] = {}
-        self.figures: dict[str, Figure] = {}
+        self.figures: MutableMapping[str, Figure] = _Figures()
         self.timings_ms: list[float] = []
         self.errors: list[str] = []
-        self._layouts: dict[str, tuple[int, list[Any]]] = {}
-        self._cache: OrderedDict[tuple[str, Any], tuple[Figure, bytes, str]] = OrderedDict()
+        self._canvases: dict[tuple[str, Any], Any] = {}
+        self._cache: OrderedDict[tuple[str, Any], tuple[bytes, str]] = OrderedDict()
         self.cache_hits = 0
+        self.draw_counts: Counter[str] = Counter()  # view name -> PNGs drawn (cache hits not counted)
         self._busy = False
         self.changed: str | None = None
         self.widget: W.Box = W.VBox()
@@ -122,39 +158,52 @@ class Explorer:
         finally:
             self._busy = busy
 
+    def _figure(self, name: str, shape: Any, build: Callable[[], Any]) -> Any:
+        """The figure (or live-figure object, e.g. a :class:`toolkit.viz.TaskPanels`) that view ``name`` keeps for
+        pictures of this ``shape`` (anything hashable that fixes the axes: number of panels, classes, ...),
+        built by ``build()`` the first time. Update its artists and pass it to :meth:`_show`."""
+        key = (name, shape)
+        live = self._canvases.get(key)
+        if live is None:
+            live = self._canvases[key] = build()
+            fig = getattr(live, "fig", live)
+            fig.set_dpi(self.dpi)  # drawn at the dpi it is shown at: no switch of dpi per PNG
+            FastTextCanvas(fig)  # redrawn on every click: rasterise each string once
+        return live
+
     def _show(self, name: str, fig: Figure | Callable[[], Figure], key: Any = None) -> None:
-        """Put a figure into view ``name`` (PNG), reusing that view's layout when the axes match.
+        """Put a figure into view ``name`` (PNG). ``fig`` is a Figure or a callable that returns one (typically
+        after updating a kept figure in place, see :meth:`_figure`).
 
         With a ``key`` (everything the picture depends on) and ``fig`` a callable, the PNG is cached: showing
-        the same key again (stepping back through layers, revisiting a latent) skips drawing. At most
-        ``cache_size`` PNGs are kept per explorer (0 disables the cache).
+        the same key again (stepping back through layers, revisiting a latent) skips drawing, and the callable
+        runs only if ``figures[name]`` is read. At most ``cache_size`` PNGs are kept per explorer (0: no cache).
         """
         if key is not None and self.cache_size > 0:
             hit = self._cache.get((name, key))
             if hit is not None:
                 self._cache.move_to_end((name, key))
-                self.figures[name], png, width = hit
+                png, width = hit
+                if callable(fig):
+                    self.figures.defer(name, fig)  # type: ignore[attr-defined]
+                else:
+                    self.figures[name] = fig
                 self.views[name].value = png
                 self.views[name].layout.width = width
                 self.cache_hits += 1
                 return
         if callable(fig):
             fig = fig()
-        n_axes = len(fig.axes)
-        saved = self._layouts.get(name)
-        if saved is not None and saved[0] == n_axes and fig.get_layout_engine() is not None:
-            fig.set_layout_engine(None)  # not "none": a placeholder engine still costs a dry-run draw
-            for ax, pos in zip(fig.axes, saved[1]):
-                ax.set_position(pos)
-        png = to_png(fig, dpi=self.dpi)
-        if saved is None or saved[0] != n_axes:
-            self._layouts[name] = (n_axes, [ax.get_position() for ax in fig.axes])
+        png = to_png(fig, dpi=self.dpi, compress_level=1)
+        self.draw_counts[name] += 1
+        if fig.get_layout_engine() is not None:  # laid out by that first draw: keep those positions from now on
+            freeze_layout(fig)
         self.figures[name] = fig
         view = self.views[name]
         view.value = png
         view.layout.width = f"{round(fig.get_figwidth() * self.dpi)}px"  # natural size: never stretched
         if key is not None and self.cache_size > 0:
-            self._cache[(name, key)] = (fig, png, view.layout.width)
+            self._cache[(name, key)] = (png, view.layout.width)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
 

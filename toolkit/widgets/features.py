@@ -117,14 +117,16 @@ class FeatureBrowser(Explorer):
         matches = [(self.target_names[j], float(self.match[i, j])) for j in np.argsort(-self.match[i])[:5]] \
             if self.match.size else None
         if self.changed != "example":
-            self._show("dashboard", lambda: viz.feature_dashboard(
-                v, self.where, self.data, densities=self.density, name=f"latent {i}", k=self.top_k, matches=matches),
-                key=i)
+            board = self._figure("dashboard", None, lambda: viz.FeatureDashboard(
+                self.where, self.data, densities=self.density, k=self.top_k))
+            self._show("dashboard", lambda: board.update(v, name=f"latent {i}", matches=matches), key=i)
         example = self.data[ex]
-        seq = len(example.tokens)
-        self._show("example", lambda: viz.render_positions(
-            self.task, example, viz.example_overlay(v, self.where, ex, seq), reduce="max",
-            title=f"latent {i} on example {ex}"), key=(i, ex))
+        overlay = viz.positions_to_overlay(self.task, example.tokens,
+                                           viz.example_overlay(v, self.where, ex, len(example.tokens)), reduce="max")
+        lo, hi = viz.value_range(v, min(0.0, float(v.min())))  # the dashboard's scale: same latent, same colours
+        panel = self._figure("example", None, lambda: viz.TaskPanels(self.task, 1, width=4.6, label="activation"))
+        self._show("example", lambda: panel.update([example], [overlay], [f"latent {i} on example {ex}"],
+                                                   prefix_titles=True, vmin=lo, vmax=hi), key=(i, ex))
         rows = self.acts.example_index == ex
         f = self.latents[rows]  # [positions, d_sae]
         pos = self.acts.position[rows].tolist()

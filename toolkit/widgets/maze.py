@@ -259,11 +259,16 @@ class MazeEditor(Explorer):
         example = _example(self.task, self.prompt(), m)
         state = self.probe_state()
         titles = [f"model: {self.result}"]
-        if state is not None:
-            titles.append(f"{self.controls['probe'].value} decoded at PATH ({self.controls['layer'].value})")
-            fig = viz.render_grid(self.task, [example, example], [overlay, state], titles, ncols=2)
+        if state is not None:  # two quantities (path step, probe output): a colour scale each
+            name = self.controls["probe"].value
+            titles.append(f"{name} decoded at PATH ({self.controls['layer'].value})")
+            panels = self._figure("maze", (2, name), lambda: viz.TaskPanels(
+                self.task, 2, width=7.4, height=2.9, shared=False, label=["model's step", name]))
+            fig = panels.update([example, example], [overlay, state], titles)
         else:
-            fig = viz.render_grid(self.task, [example], [overlay], titles, ncols=1)
+            panel = self._figure("maze", 1, lambda: viz.TaskPanels(self.task, 1, width=3.7, height=2.9,
+                                                                    label="model's step"))
+            fig = panel.update([example], [overlay], titles)
         self._show("maze", fig)
         ood = []
         if len(m.edges) != self.task.cells - 1:

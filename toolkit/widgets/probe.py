@@ -173,11 +173,17 @@ class ProbeExplorer(Explorer):
         self.views["cell"].value = self._cell_html(row, f"{len(idx)} (all rows, train + test)")
         if self.changed != "example":
             def confusion() -> Any:
+                title = f"{s['label']} @ {self._short(s['hook'])}"
                 if lab.kind == "regression":
-                    return viz.prediction_scatter(y, pred, title=f"{s['label']} @ {self._short(s['hook'])}")
+                    panel = self._figure("confusion", "scatter", lambda: viz.Panel(3.6, 3.2))
+                    return panel.update(viz.prediction_scatter, y, pred, title=title)
                 names = lab.class_names if lab.kind == "multiclass" else None
-                return viz.confusion_matrix(y.reshape(-1).long(), pred.reshape(-1).long(), class_names=names,
-                                            title=f"{s['label']} @ {self._short(s['hook'])} (all rows)")
+                yt, yp = y.reshape(-1).long(), pred.reshape(-1).long()
+                k = len(names) if names else int(max(yt.max(), yp.max(), 1)) + 1
+                panel = self._figure("confusion", ("matrix", k, tuple(names or ())), lambda: viz.Panel(
+                    0.32 * k + 2.4, 0.3 * k + 1.8, colorbar="Blues"))
+                return panel.update(viz.confusion_matrix, yt, yp, class_names=names, title=f"{title} (all rows)",
+                                    clim=(0.0, 1.0))
 
             self._show("confusion", confusion, key=(s["label"], s["hook"]))
         ex = int(s["example"])
@@ -197,11 +203,13 @@ class ProbeExplorer(Explorer):
             right[pos.numpy()] = ok.numpy()
             what = "fraction right"
         toks = [data.task.vocab.tokens[int(t)] for t in tokens[:seq]]
-        self._show("example", lambda: viz.token_strip(toks, right, vmin=0.0 if lab.kind != "regression" else None,
-                                              vmax=1.0 if lab.kind != "regression" else None, cmap="RdYlGn",
-                                              label=what, title=f"example {ex}: {s['label']} probe at "
-                                              f"{self._short(s['hook'])}, {what} per position (blank: undefined)"),
-                   key=(s["label"], s["hook"], ex))
+        lo, hi = (0.0, 1.0) if lab.kind != "regression" else viz.value_range(right)
+        strip = self._figure("example", (seq, what), lambda: viz.Panel(max(3.0, 0.42 * seq + 1.0), 1.25,
+                                                                       colorbar="RdYlGn", label=what, fraction=0.02))
+        self._show("example", lambda: strip.update(
+            viz.token_strip, toks, right, vmin=lo, vmax=hi, cmap="RdYlGn", clim=(lo, hi),
+            title=f"example {ex}: {s['label']} probe at {self._short(s['hook'])}, {what} per position "
+                  "(blank: undefined)"), key=(s["label"], s["hook"], ex))
 
     def _describe(self) -> str:
         s = self.state()

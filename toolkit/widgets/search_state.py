@@ -200,11 +200,15 @@ class SearchStateExplorer(Explorer):
         self.views["description"].value = (f"<b>{lab.name}</b> ({lab.kind}): {lab.description} &mdash; at {where}, "
                                            f"read from <code>{s['layer']}</code>")
         def figure() -> Any:
-            if on_task:
-                return viz.render_grid(self.task, [ex, ex], [pred, true], [f"decoded at {self._short(s['layer'])}",
-                                                                           "ground truth"], ncols=2)
+            if on_task:  # decoded and true state on one colour scale
+                panels = self._figure("state", 2, lambda: viz.TaskPanels(self.task, 2, width=7.2, height=2.9,
+                                                                         label="state value"))
+                return panels.update([ex, ex], [pred, true], [f"decoded at {self._short(s['layer'])}",
+                                                              "ground truth"])
             # the label is not one value per node / cell (e.g. a move direction): draw the task, list values
-            return viz.render(self.task, ex, title=f"{lab.name}: not a per-element state; see the table")
+            panel = self._figure("state", 1, lambda: viz.TaskPanels(self.task, 1, width=4.6))
+            return panel.update([ex], None, [f"{lab.name}: not a per-element state; see the table"],
+                                prefix_titles=True)
 
         self._show("state", figure, key=(s["label"], s["example"], s["position"], s["layer"]))
         self.views["layers"].value = self._layer_table(lab, true)
