@@ -1,5 +1,5 @@
-"""Tutorial 08 exercises: references pass, plausible mistakes are rejected with their message, the write-up checker
-rejects incomplete write-ups."""
+"""Tutorial 08 exercises: the write-up checker rejects incomplete write-ups, plus chapter-specific checks
+(tests/test_exercises_checks.py runs every reference and registered mistake)."""
 
 from __future__ import annotations
 
@@ -22,23 +22,6 @@ def test_chapter_registers_its_exercises():
     assert sorted(e.id for e in ex.all_exercises("08")) == sorted([*IDS, "08.write_up"])
     for e in (ex.get(i) for i in IDS):
         assert e.mistakes, f"{e.id} diagnoses no plausible mistake"
-
-
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_reference_passes(exercise_id):
-    e = ex.get(exercise_id)
-    result = ex.check(exercise_id, e.reference, show=False, record=False)
-    assert result.passed, result.text()
-    assert len(result.cases) >= 2
-
-
-@pytest.mark.parametrize("exercise_id,index",
-                         [(i, k) for i in IDS for k in range(len(ex.get(i).mistakes))])
-def test_each_mistake_is_rejected_with_its_message(exercise_id, index):
-    mistake = ex.get(exercise_id).mistakes[index]
-    result = ex.check(exercise_id, mistake.fn, show=False, record=False)
-    assert not result.passed
-    assert mistake.message in [c.message for c in result.failures], result.text()
 
 
 def _good_write_up():
