@@ -64,9 +64,14 @@ def test_token_strip_has_one_box_per_token():
     ax = fig.axes[0]
     texts = [t.get_text() for t in ax.texts]
     assert texts == ["S1", "T2", "|"]
-    faces = [p.get_facecolor() for p in ax.patches[:3]]
-    assert faces[1] == (1, 1, 1, 1)  # NaN: white
+    (boxes,) = [c for c in ax.collections if c.get_gid() == "tokens"]
+    faces = [tuple(f) for f in boxes.get_facecolor()]
+    assert len(faces) == 3 and faces[1] == (1, 1, 1, 1)  # one box per token; NaN: white
     assert faces[0] != faces[2]
+    from matplotlib import colormaps
+
+    np.testing.assert_allclose(faces[2], colormaps["viridis"](1.0))  # the largest value: top of the scale
+    assert [p.get_edgecolor()[0] > 0.8 for p in ax.patches] == [True]  # the red highlight box
     with pytest.raises(ValueError, match="one value per token"):
         viz.token_strip(["a", "b"], [1.0])
 

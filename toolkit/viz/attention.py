@@ -85,9 +85,10 @@ def token_strip(tokens: Sequence[str], values: Any = None, *, title: str | None 
     """A row of token boxes coloured by a per-position value (attention, activation, probe probability).
 
     ``values`` is ``[seq]`` with NaN (or None) where there is nothing to show; ``highlight`` outlines one
-    position (e.g. the query).
+    position (e.g. the query). The boxes are one collection (``gid="tokens"``, one face colour per token).
     """
     from matplotlib import cm, colors
+    from matplotlib.collections import PolyCollection
     from matplotlib.patches import Rectangle
 
     seq = len(tokens)
@@ -100,10 +101,14 @@ def token_strip(tokens: Sequence[str], values: Any = None, *, title: str | None 
     norm = colors.Normalize(lo, hi if hi > lo else lo + 1e-9)
     mapper = cm.ScalarMappable(norm=norm, cmap=cmap)
     fig, axis = subplots(width=max(3.0, 0.42 * seq + 1.0), height=1.25, ax=ax)
-    for i, (tok, v) in enumerate(zip(tokens, vals)):
-        face = mapper.to_rgba(v) if np.isfinite(v) else (1, 1, 1, 1)
+    faces = mapper.to_rgba(np.nan_to_num(vals))
+    faces[~np.isfinite(vals)] = (1, 1, 1, 1)
+    boxes = PolyCollection([[(i, 0), (i + 0.95, 0), (i + 0.95, 1), (i, 1)] for i in range(seq)], facecolors=faces,
+                           edgecolors="#999", linewidths=0.6)  # one artist for all boxes (redrawn per click)
+    boxes.set_gid("tokens")
+    axis.add_collection(boxes, autolim=False)
+    for i, (tok, v, face) in enumerate(zip(tokens, vals, faces)):
         dark = np.isfinite(v) and sum(face[:3]) < 1.5
-        axis.add_patch(Rectangle((i, 0), 0.95, 1, facecolor=face, edgecolor="#999", lw=0.6))
         axis.text(i + 0.475, 0.5, str(tok), ha="center", va="center", fontsize=7,
                   color="white" if dark else "black")
     if highlight is not None:
