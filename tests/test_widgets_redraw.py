@@ -146,6 +146,10 @@ def test_fast_text_canvas_draws_the_same_text():
         ax.set_xlabel(r"$\alpha$ (mathtext)")
         return fig
 
+    figs = [figure(FigureCanvasAgg), figure(viz.FastTextCanvas)]
+    extents = [[tuple(np.round(t.get_window_extent(f.canvas.get_renderer()).bounds, 6)) for t in
+                (f.axes[0].title, *f.axes[0].texts, f.axes[0].yaxis.label)] for f in figs]
+    assert extents[0] == extents[1]  # cached font metrics: the same text layout
     plain, cached = _pixels(figure(FigureCanvasAgg)).mean(-1), _pixels(figure(viz.FastTextCanvas)).mean(-1)
     again = _pixels(figure(viz.FastTextCanvas)).mean(-1)  # now served from the cache
     np.testing.assert_array_equal(cached, again)

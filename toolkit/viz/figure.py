@@ -31,7 +31,28 @@ class _TextCacheRenderer(RendererAgg):
     """
 
     _cache: dict[tuple[Any, ...], tuple[np.ndarray, float, float, float]] = {}
+    _heights: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
     _broken = False
+
+    def _get_font_height_metrics(self, prop: Any) -> tuple[Any, Any, Any]:
+        """``(ascent, descent, line gap)`` of a font at this dpi, as ``Text`` computes them from the font's tables
+        on every layout (matplotlib asks the renderer first); cached: ~20% of an explorer figure's draw."""
+        key = (hash(prop), prop.get_size_in_points(), self.dpi)
+        hit = self._heights.get(key)
+        if hit is None:
+            from matplotlib.font_manager import fontManager, get_font
+
+            font = get_font(fontManager._find_fonts_by_props(prop))
+            hit = (None, None, None)
+            for table_name, gap, ascent, descent in (("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
+                                                     ("hhea", "lineGap", "ascent", "descent")):
+                table = font.get_sfnt_table(table_name)
+                if table is not None:
+                    scale = prop.get_size_in_points() * self.dpi / 72 / font.get_sfnt_table("head")["unitsPerEm"]
+                    hit = (table[ascent] * scale, -table[descent] * scale, table[gap] * scale)
+                    break
+            self._heights[key] = hit
+        return hit
 
     def draw_text(self, gc: Any, x: float, y: float, s: str, prop: Any, angle: float, ismath: Any = False,
                   mtext: Any = None) -> None:
