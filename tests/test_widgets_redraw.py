@@ -65,6 +65,27 @@ def test_task_panels_own_scales_and_bad_input(tree):
         viz.TaskPanels(object())
 
 
+class _PlainTask:
+    """A task whose render has only the contract's arguments (and adds its own colour bar)."""
+
+    def __init__(self, task):
+        self.task = task
+
+    def render(self, example, overlay=None, ax=None):
+        return self.task.render(example, overlay=overlay, ax=ax)
+
+
+def test_task_panels_accept_a_render_without_the_scale_keywords(tree):
+    task, data, _ = tree
+    plain = _PlainTask(task)
+    assert not viz.live.render_kwargs(plain) and viz.live.render_kwargs(task)
+    panels = viz.TaskPanels(plain, 2)
+    for _ in range(2):
+        panels.update([data[0], data[1]], [np.linspace(0, 1, 6), np.ones(6)])
+        assert len(panels.fig.axes) == 3  # two panels and the shared colour bar: the task's own bars removed
+    assert _node_faces(panels.axes[0])  # drawn
+
+
 def test_feature_dashboard_redrawn_in_place_matches_a_fresh_one(tree):
     task, data, _ = tree
     where = viz.where_from_mask(torch.ones(len(data), data.tokens.shape[1], dtype=torch.bool))

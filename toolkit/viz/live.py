@@ -44,27 +44,32 @@ def freeze_layout(fig: Figure) -> None:
     fig.set_layout_engine(None)  # not "none": a placeholder engine still costs a dry-run draw
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
-            if not axis._autolabelpos or (hasattr(ax, "_colorbar") and axis.label.get_text()):
-                continue
-            pos = list(ax.transAxes.inverted().transform(axis.label.get_transform().transform(
-                axis.label.get_position())))
-            axis.set_label_coords(*pos) if axis.label.get_text() else axis.set_label_coords(0.5, 0.5)
+            text = axis.label.get_text()
+            if not getattr(axis, "_autolabelpos", False) or (hasattr(ax, "_colorbar") and text):
+                continue  # placed by hand already, or a colour bar's label
+            if text:  # where the first draw put it, in Axes coordinates
+                x, y = ax.transAxes.inverted().transform(axis.label.get_transform().transform(
+                    axis.label.get_position()))
+                axis.set_label_coords(x, y)
+            else:
+                axis.set_label_coords(0.5, 0.5)  # nothing to place
 
 
 def render_kwargs(task: Any) -> bool:
-    """Whether ``task.render`` takes the shared-scale keywords (``vmin``, ``vmax``, ``colorbar``)."""
+    """Whether ``task.render`` takes the shared-scale keywords (``vmin``, ``vmax``, ``colorbar``, ``cmap``)."""
     try:
         params = inspect.signature(task.render).parameters.values()
     except (TypeError, ValueError):
         return False
     names = {p.name for p in params}
-    return {"vmin", "vmax", "colorbar"} <= names or any(p.kind is p.VAR_KEYWORD for p in params)
+    return {"vmin", "vmax", "colorbar", "cmap"} <= names or any(p.kind is p.VAR_KEYWORD for p in params)
 
 
 def draw_task(task: Any, example: Any, overlay: Any, ax: Any, *, vmin: float, vmax: float, cmap: str = "viridis",
               shared: bool | None = None) -> None:
     """Clear ``ax`` and draw ``example`` into it with ``overlay`` on the colour scale ``vmin .. vmax`` and no colour
-    bar of its own (``shared``: whether ``task.render`` takes those keywords; default: look it up)."""
+    bar of its own (``shared``: whether ``task.render`` takes those keywords; default: look it up). A task whose
+    ``render`` lacks them draws on its own scale; the colour bar it adds is removed."""
     clear_axes(ax)
     if shared if shared is not None else render_kwargs(task):
         task.render(example, overlay=overlay, ax=ax, vmin=vmin, vmax=vmax, colorbar=False, cmap=cmap)
