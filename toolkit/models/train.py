@@ -126,9 +126,9 @@ class History:
 
         Returns a ``matplotlib.figure.Figure`` (no pyplot state is touched; it displays in notebooks).
         """
-        from matplotlib.figure import Figure
+        from toolkit._figure import NotebookFigure
 
-        fig = Figure(figsize=(9, 3.2), layout="constrained")
+        fig = NotebookFigure(figsize=(9, 3.2), layout="constrained")
         ax_loss, ax_acc = fig.subplots(1, 2)
         if self.loss:
             loss = torch.tensor(self.loss)

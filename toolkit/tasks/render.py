@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from toolkit._figure import NotebookFigure
+
 _NODE = "#dde3ea"
 _PATH = "#d62728"
 
@@ -24,7 +26,7 @@ _PATH = "#d62728"
 def _axes(ax: Any, size: tuple[float, float]) -> tuple[Figure, Any]:
     if ax is not None:
         return ax.figure, ax
-    fig = Figure(figsize=size)
+    fig = NotebookFigure(figsize=size)
     return fig, fig.add_subplot(1, 1, 1)
 
 

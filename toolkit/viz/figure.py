@@ -17,7 +17,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
 
-DEFAULT_DPI = 90
+from toolkit._figure import DEFAULT_DPI, NotebookFigure
+
 _TEXT_CACHE_SIZE = 4096
 
 
@@ -91,8 +92,8 @@ class FastTextCanvas(FigureCanvasAgg):
         return self.renderer
 
 
-class VizFigure(Figure):
-    """A ``matplotlib.figure.Figure`` that renders itself as PNG in notebooks."""
+class VizFigure(NotebookFigure):
+    """A :class:`~toolkit._figure.NotebookFigure` whose PNG comes from the fast :func:`to_png`."""
 
     def _repr_png_(self) -> bytes:
         return to_png(self)
