@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from toolkit import activations, models, probes, tasks, widgets
-from toolkit.widgets.maze import EditedMaze
+from toolkit.tasks import Maze
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +221,7 @@ def test_maze_verdicts_and_unreachable_targets(maze):
     assert ed.verdict(path) == "correct"
     assert ed.verdict(path[1:]) == "does not start at the origin"
     assert ed.verdict(path[:-1]) == "does not reach the target" or len(path) == 1
-    cut = EditedMaze(3, (), 0, 8)
+    cut = Maze(3, (), 0, 8)
     assert cut.path == [0]
 
 

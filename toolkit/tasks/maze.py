@@ -66,8 +66,11 @@ class Maze:
 
     @property
     def path(self) -> list[int]:
-        """Origin .. target (the unique shortest path)."""
+        """Origin .. target (the unique shortest path in a generated maze; ``[origin]`` when walls added by
+        hand, e.g. in ``widgets.MazeEditor``, cut the target off)."""
         dist, out = self.distances(self.target), [self.origin]
+        if dist[self.origin] < 0:
+            return out
         while out[-1] != self.target:
             out.append(next(u for u in self.neighbours(out[-1]) if dist[u] == dist[out[-1]] - 1))
         return out

@@ -8,8 +8,6 @@ says so rather than forbidding it.
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as W
@@ -17,46 +15,12 @@ import numpy as np
 import torch
 
 from toolkit import viz
+from toolkit.tasks import Maze
 from toolkit.widgets._model import run_cache
 from toolkit.widgets.base import Explorer
 from toolkit.widgets.search_state import _hook_order, decode, normalise_probes
 
 MODES = ("wall →", "wall ↓", "origin", "target")
-
-
-@dataclass(frozen=True)
-class EditedMaze:
-    """A maze as edited: same fields as ``tasks.maze.Maze``; ``path`` is ``[origin]`` when the target is cut off."""
-
-    size: int
-    edges: tuple[tuple[int, int], ...]
-    origin: int
-    target: int
-
-    def neighbours(self, cell: int) -> list[int]:
-        return sorted([b for a, b in self.edges if a == cell] + [a for a, b in self.edges if b == cell])
-
-    def distances(self, source: int) -> list[int]:
-        dist = [-1] * self.size**2
-        dist[source], todo = 0, deque([source])
-        while todo:
-            v = todo.popleft()
-            for u in self.neighbours(v):
-                if dist[u] < 0:
-                    dist[u] = dist[v] + 1
-                    todo.append(u)
-        return dist
-
-    @property
-    def path(self) -> list[int]:
-        """A shortest origin .. target path (``[origin]`` when unreachable)."""
-        dist = self.distances(self.target)
-        if dist[self.origin] < 0:
-            return [self.origin]
-        out = [self.origin]
-        while out[-1] != self.target:
-            out.append(next(u for u in self.neighbours(out[-1]) if dist[u] == dist[out[-1]] - 1))
-        return out
 
 
 class MazeEditor(Explorer):
@@ -88,7 +52,7 @@ class MazeEditor(Explorer):
         if not 0 <= example < len(data):
             raise ValueError(f"example={example} is out of range for a dataset of {len(data)}")
         start = data[example].structure
-        self.start = EditedMaze(start.size, tuple(map(tuple, start.edges)), start.origin, start.target)
+        self.start = Maze(start.size, tuple(map(tuple, start.edges)), start.origin, start.target)
         self.maze = self.start
         self.probes = normalise_probes(probes) if probes is not None else {}
         for name in self.probes:
@@ -150,11 +114,11 @@ class MazeEditor(Explorer):
             pair = {v, u}
             kept = tuple(e for e in m.edges if set(e) != pair)
             edges = kept if len(kept) < len(m.edges) else (*m.edges, (v, u))
-            self.maze = EditedMaze(n, edges, m.origin, m.target)
+            self.maze = Maze(n, edges, m.origin, m.target)
         elif mode == "origin":
-            self.maze = EditedMaze(n, m.edges, v, m.target if m.target != v else m.origin)
+            self.maze = Maze(n, m.edges, v, m.target if m.target != v else m.origin)
         else:
-            self.maze = EditedMaze(n, m.edges, m.origin if m.origin != v else m.target, v)
+            self.maze = Maze(n, m.edges, m.origin if m.origin != v else m.target, v)
         self._note = ""
         self.refresh(changed="cell")
 
@@ -309,7 +273,7 @@ def _fast(model: Any) -> Any:
         return model
 
 
-def _example(task: Any, prompt: torch.Tensor, maze: EditedMaze) -> Any:
+def _example(task: Any, prompt: torch.Tensor, maze: Maze) -> Any:
     from toolkit.tasks.base import Example
 
     return Example(prompt, torch.zeros_like(prompt, dtype=torch.bool), len(prompt), maze)
