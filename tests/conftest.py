@@ -28,3 +28,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if parent is not None and hasattr(parent, "skip_compare") and id(parent) not in seen:
             seen.add(id(parent))
             parent.skip_compare = tuple(parent.skip_compare) + NBVAL_SKIP
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small tensors: one torch thread was several times faster than two on a loaded 2-core machine (measured)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -8,14 +8,7 @@ import torch
 from toolkit.unsupervised import ICA, NMF, PCA, KMeans, RandomDictionary, ci_toy, mmcs
 from toolkit.unsupervised.metrics import unit_rows
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread is several times faster than two on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _gen(seed):

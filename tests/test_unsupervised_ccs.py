@@ -7,14 +7,7 @@ import torch
 
 from toolkit.unsupervised import CCS, contrast_baselines, distractor_demo, make_contrast_pairs
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread is several times faster than two on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FAST_CCS = dict(n_epochs=300, lr=1e-2, n_restarts=4)
 

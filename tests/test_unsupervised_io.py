@@ -10,13 +10,7 @@ from safetensors.torch import load_file
 
 from toolkit.unsupervised import SparseAutoencoder, ci_toy, load_saelens, save_saelens
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

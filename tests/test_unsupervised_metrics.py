@@ -18,14 +18,7 @@ from toolkit.unsupervised import (
 )
 from toolkit.unsupervised.metrics import unit_rows
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread is several times faster than two on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _dirs(n, d, seed):

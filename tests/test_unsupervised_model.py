@@ -20,12 +20,7 @@ HOOK = "blocks.0.hook_resid_post"
 pytestmark = pytest.mark.slow  # importing transformer_lens and booting a model takes >10 s on a loaded machine
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,7 @@ import torch
 from toolkit.unsupervised import FrozenDecoderSAE, SparseAutoencoder, ci_toy, ground_truth_scores, mmcs
 from toolkit.unsupervised import train as T
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread is several times faster than two on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FAST = dict(progress=False, n_samples=20_000, batch_size=256, seed=0)
 

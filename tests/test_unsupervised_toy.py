@@ -15,13 +15,7 @@ from toolkit.unsupervised import (
 )
 from toolkit.unsupervised.toy_data import tms_features
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_sharkey_spec_statistics():
