@@ -60,22 +60,23 @@ def heatmap_html(matrix: Any, row_labels: Sequence[Any] | None = None, col_label
     out.append("<tr><th></th>" + "".join(
         f"<th style='writing-mode:vertical-rl;transform:rotate(180deg);font-weight:normal;padding:1px'>{esc(c)}</th>"
         for c in cols) + "</tr>")
-    for i, r in enumerate(rows):
+    n = len(lut)
+    with np.errstate(invalid="ignore"):
+        frac = np.clip((m - lo) / (hi - lo), 0, 1) if hi > lo else np.full(m.shape, 0.5)
+    k = np.where(np.isfinite(m), (np.nan_to_num(frac) * (n - 1)).astype(int), -1).tolist()  # -1: NaN
+    bgs, fgs = [*lut, "#eeeeee"], ["white" if i > n * 0.6 else "black" for i in range(n)] + ["black"]
+    tips = [f", {esc(col_name)} {esc(c)}: " for c in cols]
+    rings = ["outline:2px solid #d62728;" if j == highlight_col else "" for j in range(len(cols))]
+    cell = f";width:{width};height:{cell_px}px;padding:0;text-align:center;border:1px solid #fff;"
+    for i, (r, row_vals, row_k) in enumerate(zip(rows, m.tolist(), k)):  # one string per cell, no numpy in the loop
         ring = "outline:2px solid #d62728;" if i == highlight_row else ""
-        cells = []
-        for j, v in enumerate(m[i]):
-            if np.isfinite(v):
-                k = int(np.clip((v - lo) / (hi - lo) if hi > lo else 0.5, 0, 1) * (len(lut) - 1))
-                bg, text = lut[k], (f"{v:.2f}" if annotate else "")
-                fg = "white" if k > len(lut) * 0.6 else "black"
-            else:
-                bg, text, fg = "#eeeeee", "", "black"
-            col_ring = "outline:2px solid #d62728;" if j == highlight_col else ""
-            cells.append(f"<td title='{esc(row_name)} {esc(r)}, {esc(col_name)} {esc(cols[j])}: {v:.3f}' "
-                         f"data-value='{v:.4f}' style='background:{bg};color:{fg};width:{width};height:{cell_px}px;"
-                         f"padding:0;text-align:center;border:1px solid #fff;{col_ring}'>{text}</td>")
+        head = f"<td title='{esc(row_name)} {esc(r)}"
+        cells = "".join(
+            f"{head}{tip}{v:.3f}' data-value='{v:.4f}' style='background:{bgs[kk]};color:{fgs[kk]}{cell}{rg}'>"
+            f"{f'{v:.2f}' if annotate and kk >= 0 else ''}</td>"
+            for v, kk, tip, rg in zip(row_vals, row_k, tips, rings))
         out.append(f"<tr style='{ring}'><th style='font-weight:normal;text-align:right;padding-right:3px'>{esc(r)}"
-                   f"</th>{''.join(cells)}</tr>")
+                   f"</th>{cells}</tr>")
     out.append("</table>")
     return "".join(out)
 
