@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from toolkit import activations, models, tasks
-from toolkit.activations.threads import torch_threads
+from toolkit._threads import torch_threads
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from toolkit import activations, interventions, models, probes, tasks
-from toolkit.activations.threads import torch_threads
+from toolkit._threads import torch_threads
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from toolkit._threads import torch_threads
 from toolkit.activations import store as st
 from toolkit.activations.batching import batch_rows
 from toolkit.activations.hooks import HookSpec, position_dim, resolve, stop_layer
 from toolkit.activations.positions import PositionSpec, position_mask, tokens_of
 from toolkit.activations.result import Activations
-from toolkit.activations.threads import torch_threads
 
 
 def _device(model: Any) -> torch.device:

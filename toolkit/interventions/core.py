@@ -27,10 +27,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from toolkit._threads import torch_threads
 from toolkit.activations.batching import batch_rows, current_rows
 from toolkit.activations.hooks import position_dim
 from toolkit.activations.positions import position_mask, tokens_of
-from toolkit.activations.threads import torch_threads
 
 METRICS = ("exact_path", "token_acc", "loss", "kl")
 

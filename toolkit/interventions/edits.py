@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 
+from toolkit._threads import torch_threads
 from toolkit.activations.batching import batch_rows
 from toolkit.activations.hooks import resolve
 from toolkit.activations.positions import tokens_of
-from toolkit.activations.threads import torch_threads
 from toolkit.interventions.core import _device, batch_mask, edit, resolve_positions, source_rows
 
 

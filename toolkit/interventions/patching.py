@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from toolkit._threads import torch_threads
 from toolkit.activations.hooks import resolve
 from toolkit.activations.positions import tokens_of
-from toolkit.activations.threads import torch_threads
 from toolkit.interventions.core import logits as run_logits
 from toolkit.interventions.edits import capture, patch
 

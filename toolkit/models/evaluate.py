@@ -8,32 +8,19 @@ the truth.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from toolkit._threads import torch_threads
+
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-@contextmanager
-def num_threads(n: int | None) -> Iterator[None]:
-    """Run torch on ``n`` CPU threads inside the block (None: leave the setting alone), then restore it.
-
-    These models are tiny: on the shared 2-core machine under load (~9) one thread was 5-10x faster than two
-    (evaluate 400 tree examples: median 1.2 s vs 6.0 s; a training step: 0.16 s vs 1.1-2.2 s); on an idle
-    machine two threads were ~1.7x faster per training step (0.035 s vs 0.061 s).
-    """
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+num_threads = torch_threads  # the toolkit's one thread limiter, under the name models exports
 
 
 def target_loss(logits: torch.Tensor, tokens: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolkit.activations.threads import torch_threads
+from toolkit._threads import torch_threads
 from toolkit.probes import solvers
 
 _KINDS = ("auto", "binary", "multiclass", "multilabel")

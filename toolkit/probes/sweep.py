@@ -30,8 +30,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from toolkit._threads import torch_threads
 from toolkit.activations.hooks import _matches
-from toolkit.activations.threads import torch_threads
 from toolkit.probes.cells import Cell, Options, fit_cells
 from toolkit.probes.result import SweepResult
 
@@ -158,7 +158,7 @@ def sweep(acts: Any, labels: Sequence[str] | str | None = None, layers: Any = No
         min_rows: skip cells with fewer training rows.
         max_iter, tol: L-BFGS limits of the logistic probes (``tol``: max |gradient|, as scikit-learn).
         seed: seeds the split, the control task and the bootstrap.
-        threads: torch threads (default 1; see :mod:`toolkit.activations.threads`).
+        threads: torch threads (default 1; see :mod:`toolkit._threads`).
 
     Returns:
         :class:`SweepResult`: ``.table()`` (one row per cell), ``.probes``, ``.probe(...)``, ``.direction(...)``.

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from toolkit._threads import torch_threads
 from toolkit.unsupervised.metrics import reconstruction_metrics, unit_rows
 from toolkit.unsupervised.sae import SparseAutoencoder
-from toolkit.unsupervised.train import as_2d_float, generator, thread_count
+from toolkit.unsupervised.train import as_2d_float, generator
 
 
 def _np(X: Any) -> np.ndarray:
@@ -38,7 +39,7 @@ class _Dictionary:
     n_threads: int | None = 1
 
     def fit(self, X: Any, y: Any = None):
-        with thread_count(self.n_threads):
+        with torch_threads(self.n_threads, blas=True):
             self._fit(X)
         return self
 

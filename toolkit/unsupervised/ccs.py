@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from toolkit.unsupervised.train import as_2d_float, generator, thread_count
+from toolkit._threads import torch_threads
+from toolkit.unsupervised.train import as_2d_float, generator
 
 
 def _pair(x_pos: Any, x_neg: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,7 +77,7 @@ class CCS:
         bias = torch.zeros(r, requires_grad=True)
         opt = torch.optim.AdamW([w, bias], lr=self.lr, weight_decay=self.weight_decay)
         # tiny matrices: one thread is much faster than two on a shared machine (7.7 s vs 90 s measured)
-        with thread_count(self.n_threads):
+        with torch_threads(self.n_threads, blas=True):
             for _ in tqdm(range(self.n_epochs), desc="CCS", disable=not self.progress):
                 losses = self._loss(a, b, w, bias)
                 opt.zero_grad(set_to_none=True)
@@ -135,7 +136,7 @@ def contrast_baselines(x_pos: Any, x_neg: Any, targets: dict[str, Any] | Any, te
     ``n_random`` random directions) and ``logistic`` (supervised ceiling, trained on each target).
     ``n_threads``: threads while fitting (1 is much faster for these sizes on a shared machine).
     """
-    with thread_count(n_threads):
+    with torch_threads(n_threads, blas=True):
         return _contrast_baselines(x_pos, x_neg, targets, test_fraction, n_random, seed, ccs_params)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from toolkit._threads import torch_threads
 from toolkit.unsupervised import train as T
 
 Architecture = Literal["relu", "topk"]
@@ -129,7 +130,7 @@ class SparseAutoencoder:
         scale = 1.0
         if self.normalize_activations == "expected_average_only_in":
             scale = float(d_in ** 0.5 / init.norm(dim=1).mean().clamp_min(1e-12))
-        with T.thread_count(T.auto_threads(self.n_threads, d_in, d_sae, device)):
+        with torch_threads(T.auto_threads(self.n_threads, d_in, d_sae, device), blas=True):
             self._train(head, stream, d_in, d_sae, scale, init.mean(0) * scale, gen, device)
         return self
 

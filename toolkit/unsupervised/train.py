@@ -12,7 +12,6 @@ them against autograd.
 
 from __future__ import annotations
 
-import contextlib
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -34,23 +33,6 @@ def auto_threads(n: int | str | None, d_in: int, d_sae: int, device: torch.devic
     return n
 
 
-@contextlib.contextmanager
-def thread_count(n: int | None):
-    """Temporarily limit torch's intra-op threads and the BLAS / OpenMP pools that scikit-learn uses
-    (None: leave them); the caller's settings are restored. On a shared 2-core machine one thread was
-    5-15x faster than two for small problems (k-means on 2000x16: 1.1 s -> 0.07 s; CCS: 90 s -> 7.7 s)."""
-    if n is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(n)
-        with threadpool_limits(limits=n):
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def generator(seed: int, salt: str) -> torch.Generator:

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread inside the block, then restore the caller's setting.
-
-    Explorer updates run a tiny model on one example; on a loaded 2-core machine torch's default two
-    threads made MazeEditor's greedy solve take 2-18 s against 40-65 ms on one thread (measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from toolkit._threads import one_thread  # noqa: F401  (used by the explorers)
 
 
 def check_data(data: Any, who: str) -> None:
