@@ -32,8 +32,11 @@ $(STAMP): pyproject.toml scripts/install_torch.sh Makefile
 	@touch $(STAMP)
 	@echo "searchlight: environment ready in $(VENV)"
 
+# Containers often run as root, which Jupyter refuses without --allow-root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=tutorials --port=$(PORT) --no-browser \
+	$(BIN)/jupyter lab --notebook-dir=tutorials --port=$(PORT) --no-browser $(ALLOW_ROOT) \
 	    --ServerApp.ip=127.0.0.1 --config=scripts/jupyter_server_config.py
 
 # Chromium for the browser tests comes from the system package manager (never `playwright install`).

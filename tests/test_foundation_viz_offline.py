@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -55,3 +56,16 @@ def test_strip_bundles_leaves_other_html_alone():
     nb = {"cells": [{"outputs": [{"data": {"text/html": "<b>table</b>"}}]}]}
     assert viz.strip_bundles(nb) == 0
     assert nb["cells"][0]["outputs"][0]["data"]["text/html"] == "<b>table</b>"
+
+
+def test_jupyter_pre_save_hook_strips_the_bundle():
+    """`make lab` configures this hook (scripts/jupyter_server_config.py): saved notebooks stay small."""
+    from toolkit.viz.circuits import PLACEHOLDER, pre_save_hook
+
+    view = viz.attention_heads(["a", "b"], torch.full((1, 2, 2), 0.5))
+    nb = {"cells": [{"outputs": [{"data": view._repr_mimebundle_()}]}]}
+    pre_save_hook({"type": "notebook", "content": nb}, path="x.ipynb")
+    assert PLACEHOLDER in nb["cells"][0]["outputs"][0]["data"]["text/html"]
+    assert len(str(nb)) < 1000
+    config = (Path(__file__).resolve().parents[1] / "scripts" / "jupyter_server_config.py").read_text()
+    assert "toolkit.viz.circuits.pre_save_hook" in config

@@ -117,3 +117,9 @@ def strip_bundles(nb: dict[str, Any]) -> int:
                 data.setdefault("text/plain", PLACEHOLDER)
                 changed += 1
     return changed
+
+
+def pre_save_hook(model: dict[str, Any], **kwargs: Any) -> None:
+    """Jupyter ``FileContentsManager.pre_save_hook``: strip circuitsvis bundles from notebooks being saved."""
+    if model.get("type") == "notebook" and isinstance(model.get("content"), dict):
+        strip_bundles(model["content"])
