@@ -62,13 +62,7 @@ def batch_mask(positions: Any, batch: int, seq: int, device: torch.device) -> to
     mask = positions.to(device)
     if mask.ndim == 1:
         return mask[:seq].expand(batch, seq)
-    rows = current_rows()
-    if rows is not None:
-        mask = mask[rows[0]:rows[1]]
-    if mask.shape[0] != batch:
-        raise ValueError(f"per-example positions cover {mask.shape[0]} examples but this forward pass has {batch}; "
-                         "run the model on all of them at once or use interventions.run / interventions.logits")
-    return mask[:, :seq]
+    return source_rows(mask, batch, what="per-example positions cover")[:, :seq]
 
 
 def edit(t: torch.Tensor, name: str, mask: torch.Tensor, heads: Any, fn: Callable[[torch.Tensor], torch.Tensor]
@@ -94,14 +88,14 @@ def edit(t: torch.Tensor, name: str, mask: torch.Tensor, heads: Any, fn: Callabl
     return out.transpose(1, 2) if pattern else out
 
 
-def source_rows(source: torch.Tensor, batch: int) -> torch.Tensor:
+def source_rows(source: torch.Tensor, batch: int, what: str = "the source activations hold") -> torch.Tensor:
     """The rows of a full-dataset tensor ``[n, ...]`` that belong to the current batch."""
     rows = current_rows()
     if rows is not None:
         source = source[rows[0]:rows[1]]
     if source.shape[0] != batch:
-        raise ValueError(f"the source activations hold {source.shape[0]} examples but this forward pass has {batch};"
-                         " run all examples at once or use interventions.run / interventions.logits")
+        raise ValueError(f"{what} {source.shape[0]} examples but this forward pass has {batch}; "
+                         "run all examples at once or use interventions.run / interventions.logits")
     return source
 
 

@@ -42,6 +42,16 @@ def _check_X(X: torch.Tensor, d: int | None = None) -> None:
         raise ValueError(f"X has {X.shape[1]} features but the probe was fitted on {d}")
 
 
+
+def _r2(pred: Any, y: Any) -> float:
+    """R² of ``pred`` against ``y`` ([n] or [n, k]; mean over outputs that vary)."""
+    yt, _ = as_tensor(y)
+    pred = torch.as_tensor(pred).reshape(len(yt), -1).double()
+    y2 = yt.reshape(len(yt), -1).double()
+    sst = ((y2 - y2.mean(0)) ** 2).sum(0)
+    ok = sst > 1e-12
+    return float((1 - ((y2 - pred) ** 2).sum(0)[ok] / sst[ok]).mean())
+
 class _Linear:
     coef_: torch.Tensor
     intercept_: torch.Tensor
@@ -194,12 +204,7 @@ class RidgeProbe(_Linear):
         return _out(z[:, 0] if self.scalar_ else z, numpy)
 
     def score(self, X: Any, y: Any) -> float:
-        yt, _ = as_tensor(y)
-        pred = torch.as_tensor(self.predict(as_tensor(X)[0])).reshape(len(yt), -1).double()
-        y2 = yt.reshape(len(yt), -1).double()
-        sst = ((y2 - y2.mean(0)) ** 2).sum(0)
-        ok = sst > 1e-12
-        return float((1 - ((y2 - pred) ** 2).sum(0)[ok] / sst[ok]).mean())
+        return _r2(self.predict(as_tensor(X)[0]), y)
 
 
 class MLPProbe:
@@ -274,12 +279,7 @@ class MLPProbe:
 
     def score(self, X: Any, y: Any) -> float:
         if self.kind_ == "regression":
-            yt, _ = as_tensor(y)
-            pred = torch.as_tensor(self.predict(as_tensor(X)[0])).reshape(len(yt), -1).double()
-            y2 = yt.reshape(len(yt), -1).double()
-            sst = ((y2 - y2.mean(0)) ** 2).sum(0)
-            ok = sst > 1e-12
-            return float((1 - ((y2 - pred) ** 2).sum(0)[ok] / sst[ok]).mean())
+            return _r2(self.predict(as_tensor(X)[0]), y)
         pred = torch.as_tensor(self.predict(as_tensor(X)[0]))
         yt = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long()
         return float((pred == yt).float().mean())
