@@ -10,7 +10,10 @@ said otherwise:
 * ``naive_default``  the same with torch's default thread count (what that notebook gets without a
                 thread setting; on a busy 2-core machine the thread pool is much slower than one thread)
 * ``naive_nograd``  the naive loop inside ``torch.no_grad()``
-* ``toolkit``   ``activations.cache(model, data, hooks="resid_post", positions="loss")`` (its default: 1 thread)
+* ``toolkit``   ``activations.cache(model, data, hooks="resid_post", positions="loss")`` - its defaults: the
+                hook-free float32 fast pass (:mod:`toolkit.activations.fast_forward`), 1 thread
+* ``toolkit_bridge``  the same with ``fast=False``: hooks on the bridge slice rows as they are produced
+* ``toolkit_bf16``  opt-in ``matmul_dtype=torch.bfloat16`` (matrix products in bfloat16, the rest float32)
 
 Peak RSS is sampled every 2 ms during the measured phase (after imports, model and data are ready); both the
 absolute peak and the increase over the pre-phase RSS are reported. Prints ``ratio=`` lines (medians of
@@ -31,7 +34,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("bare", "naive_default", "naive", "naive_nograd", "toolkit")
+METHODS = ("bare", "naive_default", "naive", "naive_nograd", "toolkit", "toolkit_bridge", "toolkit_bf16")
 
 
 def child(method: str, n: int, batch_size: int) -> None:
@@ -81,8 +84,9 @@ def child(method: str, n: int, batch_size: int) -> None:
                 del cache
         out = {l: torch.cat(p) for l, p in parts.items()}
     else:
+        opts = {"toolkit": {}, "toolkit_bridge": {"fast": False}, "toolkit_bf16": {"matmul_dtype": torch.bfloat16}}
         acts = activations.cache(model, data, hooks="resid_post", positions="loss", batch_size=batch_size,
-                                 progress=False)
+                                 progress=False, **opts[method])
         out = {l: acts[f"blocks.{l}.hook_resid_post"] for l in range(model.cfg.n_layers)}
     wall = time.perf_counter() - t0
     stop.set()
@@ -115,11 +119,12 @@ def main() -> None:
                   f"(+{runs[m][-1]['delta_mib']:.1f})", flush=True)
     med = {m: {k: statistics.median(x[k] for x in runs[m]) for k in ("wall_s", "peak_mib", "delta_mib")}
            for m in METHODS}
-    a, b = runs["naive"][0]["checksum"], runs["toolkit"][0]["checksum"]
-    same = all(abs(x - y) <= 1e-3 * max(1.0, abs(x)) for x, y in zip(a, b))
+    a = runs["naive"][0]["checksum"]
+    same = {m: all(abs(x - y) <= 1e-3 * max(1.0, abs(x)) for x, y in zip(a, runs[m][0]["checksum"]))
+            for m in ("toolkit", "toolkit_bridge", "toolkit_bf16")}
     print(f"workload: resid_post x {len(a)} layers at the loss positions of {args.n} tree-8 examples "
           f"({runs['toolkit'][0]['rows']} rows), batch {args.batch_size}, {args.repeats} repeats; "
-          f"toolkit == naive tensors: {same}")
+          f"same sums as naive (1e-3): {same}")
     for m in METHODS:
         print(f"{m:13s} median {med[m]['wall_s']:7.2f} s   peak RSS {med[m]['peak_mib']:7.1f} MiB   "
               f"increase during the run {med[m]['delta_mib']:7.1f} MiB")
@@ -127,6 +132,9 @@ def main() -> None:
     print(f"ratio=speedup_vs_naive {nv['wall_s'] / t['wall_s']:.2f} (target >= 3; both on one thread)")
     print(f"ratio=speedup_vs_naive_default_threads {med['naive_default']['wall_s'] / t['wall_s']:.2f}")
     print(f"ratio=speedup_vs_naive_nograd {med['naive_nograd']['wall_s'] / t['wall_s']:.2f}")
+    print(f"ratio=speedup_bridge_path_vs_naive {nv['wall_s'] / med['toolkit_bridge']['wall_s']:.2f} (fast=False)")
+    print(f"ratio=speedup_bf16_vs_naive {nv['wall_s'] / med['toolkit_bf16']['wall_s']:.2f} "
+          "(opt-in matmul_dtype=torch.bfloat16; not the default)")
     print(f"ratio=peak_rss_vs_naive {t['peak_mib'] / nv['peak_mib']:.3f} (target <= 0.25)")
     print(f"ratio=rss_increase_vs_naive {t['delta_mib'] / max(nv['delta_mib'], 1e-9):.3f} (target <= 0.25)")
     print(f"ratio=overhead_vs_bare_forward {t['wall_s'] / med['bare']['wall_s']:.3f} (target <= 1.15; "
