@@ -4,10 +4,12 @@
     acts["blocks.1.hook_resid_post"]          # [n_rows, d_model]
     values, valid = acts.labels("parent")      # aligned to the rows
 
-How it stays cheap: one forward pass per batch under ``torch.no_grad``; hooks slice the requested positions
-out as the activations are produced (nothing else is kept); the pass stops after the last requested block
-(``stop_at_layer``); each batch is cut after its last requested position (the model is causal, so earlier
-positions do not change). With ``store=path`` rows go to disk shard by shard (see :mod:`.store`).
+How it stays cheap: one forward pass per batch without gradients; the requested positions are sliced out as the
+activations are produced (nothing else is kept); the pass stops after the last requested block; each batch is
+cut after its last requested position (the model is causal, so earlier positions do not change). Models of the
+plain architecture run through the hook-free pass of :mod:`.fast_forward` (checked against the bridge first);
+others, and hooked models (inside an intervention), run the bridge with hooks that do the slicing. With
+``store=path`` rows go to disk shard by shard (see :mod:`.store`).
 """
 
 from __future__ import annotations
