@@ -8,7 +8,8 @@ import torch
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from toolkit import probes
-from toolkit.probes import solvers
+from toolkit.probes import logistic, solvers
+from toolkit.probes.lbfgs import History
 
 
 def planted(n=3000, d=16, k=4, seed=0, noise=1.0):
@@ -97,3 +98,54 @@ def test_estimator_errors_name_the_fix():
     p = probes.LogisticProbe().fit(torch.randn(50, 3), torch.arange(50) % 3)
     with pytest.raises(ValueError, match="fitted on 3"):
         p.predict(torch.zeros(2, 4))
+
+
+def test_buckets_of_different_row_counts_equal_one_at_a_time():
+    # problems of 900 / 700 / 300 / 120 rows, padded to 900 with a row mask: re-bucketed by row count inside the
+    # solver, each still converges to its own optimum
+    counts = [900, 120, 700, 300]
+    Xs, ys = zip(*(planted(n=900, d=8, k=3, seed=s) for s in range(4)))
+    X, Y = torch.stack(Xs), torch.stack(ys)
+    w = (torch.arange(900)[None] < torch.tensor(counts)[:, None]).float()
+    m, s = solvers.standardize(X, w)
+    X = (X - m) / s * w[..., None]
+    assert logistic.bucket_rows(counts) == [[0], [2], [3], [1]]
+    W, b = solvers.fit_logistic(X, Y, 3, C=1.0, weights=w)
+    for i, n in enumerate(counts):
+        Wi, bi = solvers.fit_logistic(X[i:i + 1, :n], Y[i:i + 1, :n], 3, C=1.0)
+        torch.testing.assert_close(solvers.logits(X[i:i + 1, :n], W[i:i + 1], b[i:i + 1]),
+                                   solvers.logits(X[i:i + 1, :n], Wi, bi), rtol=0, atol=1e-4)
+    # sigmoid outputs (binary / multilabel) take the same path
+    Yb = (Y[..., None] == torch.arange(2)).float()
+    Wb, bb = solvers.fit_logistic(X, Yb, 2, C=1.0, weights=w)
+    for i, n in enumerate(counts):
+        Wi, bi = solvers.fit_logistic(X[i:i + 1, :n], Yb[i:i + 1, :n], 2, C=1.0)
+        torch.testing.assert_close(solvers.logits(X[i:i + 1, :n], Wb[i:i + 1], bb[i:i + 1]),
+                                   solvers.logits(X[i:i + 1, :n], Wi, bi), rtol=0, atol=1e-4)
+
+
+def test_compact_lbfgs_direction_equals_the_two_loop_recursion():
+    g = torch.Generator().manual_seed(5)
+    A, p, m = 3, 12, 4
+    memory = History(A, p, m, gamma0=2.0, dtype=torch.float64)
+    pairs = []
+    for step in range(6):  # more pairs than slots: the ring buffer wraps; problem 1 skips one update
+        s = torch.randn(A, p, generator=g, dtype=torch.float64)
+        y = s + 0.3 * torch.randn(A, p, generator=g, dtype=torch.float64)  # s . y > 0
+        good = torch.tensor([True, step != 4, True])
+        memory.push(s, y, good)
+        pairs.append((s, y, good))
+    grad = torch.randn(A, p, generator=g, dtype=torch.float64)
+    direction = memory.direction(grad)
+    for i in range(A):
+        kept = [(s[i], y[i]) for s, y, good in pairs[-m:] if good[i]]
+        q, alphas = grad[i].clone(), []
+        for s, y in reversed(kept):
+            a = (s @ q) / (s @ y)
+            q -= a * y
+            alphas.append(a)
+        s_new, y_new = pairs[-1][0][i], pairs[-1][1][i]
+        r = q * (s_new @ y_new) / (y_new @ y_new)
+        for (s, y), a in zip(kept, reversed(alphas)):
+            r += s * (a - (y @ r) / (s @ y))
+        torch.testing.assert_close(direction[i], -r)

@@ -116,6 +116,20 @@ def test_table_probes_directions_and_maps(result):
     assert "found" in repr(res)
 
 
+def test_all_labels_in_one_solve_equal_one_label_at_a_time(result):
+    # every label's cells (each position x hook x variant, plus baselines) share batched solves; problems are
+    # independent, so a sweep of all labels gives each label's sweep on its own
+    acts, twin, _ = result
+    every = probes.sweep(acts, random_acts=twin, group_by="position", n_boot=20, progress=False)
+    rows = {(r["label"], r["group"], r["hook"]): r for r in every.rows}
+    for label in acts.label_names:
+        alone = probes.sweep(acts, labels=label, random_acts=twin, group_by="position", n_boot=20, progress=False)
+        for r in alone.rows:
+            b = rows[(label, r["group"], r["hook"])]
+            for col in ("score", "score_lo", "baseline", "control", "random_init"):
+                assert b[col] == pytest.approx(r[col], abs=1e-6), (label, r["group"], r["hook"], col)
+
+
 def test_errors_and_skips(result):
     acts, _, _ = result
     with pytest.raises(KeyError, match="no label"):

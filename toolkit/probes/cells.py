@@ -1,10 +1,11 @@
-"""The cells of a probe sweep: prepare each (label, group) cell, fit all of a label's cells in one batched
-solve, and turn held-out predictions into table rows.
+"""The cells of a probe sweep: prepare each (label, group) cell, fit the cells' probes in batched solves,
+and turn held-out predictions into table rows.
 
 A cell has its own rows (train / test), targets, chance level, control-task targets and bootstrap scorer.
-Its problems - one per (variant, hook), variants being ``real``, ``control`` and ``twin`` - are padded to a
-common row count and stacked with every other cell's problems, so a layer x position map is one solve per
-feature width (plus one for the trivial baselines) instead of one per cell.
+Its problems - one per (variant, hook), variants being ``real``, ``control`` and ``twin``, plus the trivial
+``baseline`` - are padded to a common row count and stacked with every other cell's problems of the same
+shape (label kind, outputs, feature width), so a whole sweep of layer x position maps is a handful of solves
+instead of one per cell.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 
 from toolkit.activations.hooks import layer_of
-from toolkit.probes import solvers
+from toolkit.probes import logistic, solvers
 from toolkit.probes.estimators import LogisticProbe, RidgeProbe
 from toolkit.probes.metrics import Scorer, metric_name, predict, summary
 from toolkit.probes.result import SweepResult
@@ -110,74 +111,103 @@ class Cell:
         return scorer.scores(_squeeze(self.kind, predict(self.kind, outputs)))
 
 
-def _pad(parts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack ``[n_i, ...]`` tensors into ``[G, n_max, ...]`` (zeros) and a 0/1 row mask ``[G, n_max]``."""
-    n_max = max(len(p) for p in parts)
-    out = parts[0].new_zeros((len(parts), n_max) + tuple(parts[0].shape[1:]))
+def _gather(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack ``source[rows]`` of every ``(source [N, ...], rows [n_i])`` into ``[G, n_max, ...]`` (zero-padded)
+    and a 0/1 row mask ``[G, n_max]``."""
+    n_max = max(len(rows) for _, rows in parts)
+    out = parts[0][0].new_empty((len(parts), n_max) + tuple(parts[0][0].shape[1:]))
     mask = torch.zeros(len(parts), n_max)
-    for i, p in enumerate(parts):
-        out[i, :len(p)] = p
-        mask[i, :len(p)] = 1.0
+    for i, (source, rows) in enumerate(parts):
+        torch.index_select(source, 0, rows, out=out[i, :len(rows)])
+        out[i, len(rows):] = 0
+        mask[i, :len(rows)] = 1.0
     return out, mask
 
 
-def _solve(cells: list[Cell], problems: list[tuple[int, torch.Tensor, torch.Tensor]], Xte: list[torch.Tensor],
-           o: Options) -> tuple[list[torch.Tensor], list[tuple]]:
-    """Fit padded problems ``(cell, X_train [n, d], Y_train)``; return test outputs and standardised weights."""
-    kind, K = cells[0].kind, cells[0].K
-    X, w = _pad([p[1] for p in problems])
-    Y, _ = _pad([p[2] for p in problems])
-    mean, std = solvers.standardize(X, w)
-    X = (X - mean) / std * w[..., None]
+def _standardize_(X: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standardise zero-padded ``X [G, n, d]`` in place, per problem over its rows ``w [G, n]`` (0/1), padding
+    left at zero; returns ``(mean, std)`` ``[G, 1, d]`` (population std, 1 for constant features, like
+    :func:`solvers.standardize`)."""
+    n = w.sum(1).clamp_min(1.0)[:, None, None]
+    mean = X.sum(1, keepdim=True) / n
+    X.sub_(mean).mul_(w[..., None])
+    std = torch.linalg.vector_norm(X, dim=1, keepdim=True) / n.sqrt()
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))
+    X.div_(std)
+    return mean, std
+
+
+Problem = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # features [N, d], targets, train, test
+
+
+def _solve(kind: str, K: int, problems: list[Problem], o: Options) -> tuple[list[torch.Tensor], list[tuple | None]]:
+    """Fit problems ``(features [N, d], targets [N, ...], train rows [n], test rows [m])`` of one shape; return
+    their test outputs ``[m, K]`` and standardised weights ``(W [d, K], b [K], mean [d], std [d])``.
+
+    Problems are bucketed by training-row count (:func:`logistic.bucket_rows`) and padded only within a bucket;
+    features are standardised per problem on its training rows. All logistic buckets share one L-BFGS run."""
+    parts, stats = [], {}
+    buckets = logistic.bucket_rows([len(p[2]) for p in problems])
+    for idx in buckets:
+        X, w = _gather([(problems[i][0], problems[i][2]) for i in idx])
+        Y, _ = _gather([(problems[i][1], problems[i][2]) for i in idx])
+        mean, std = _standardize_(X, w)
+        parts.append((X, Y, w))
+        stats.update({i: (mean[j, 0], std[j, 0]) for j, i in enumerate(idx)})
     if o.probe == "mlp":
-        params = solvers.fit_mlp(X, Y, K, regression=kind == "regression", seed=o.seed)
-        outs = [solvers.mlp_forward({k: v[i:i + 1] for k, v in params.items()}, ((x - mean[i]) / std[i])[None])[0]
-                for i, x in enumerate(Xte)]
+        params = [solvers.fit_mlp(X, Y, K, regression=kind == "regression", seed=o.seed) for X, Y, _ in parts]
+        nets = {i: {k: v[j:j + 1] for k, v in p.items()} for idx, p in zip(buckets, params) for j, i in enumerate(idx)}
+        outs = [solvers.mlp_forward(nets[i], ((x[te] - stats[i][0]) / stats[i][1])[None])[0]
+                for i, (x, _, _, te) in enumerate(problems)]
         return outs, [None] * len(problems)
     if kind == "regression":
-        W, b = solvers.fit_ridge(X, Y, o.alpha, weights=w)
+        fits = [solvers.fit_ridge(X, Y, o.alpha, weights=w) for X, Y, w in parts]
     else:
-        W, b = solvers.fit_logistic(X, Y, K, C=o.C, max_iter=o.max_iter, tol=o.tol, weights=w)
-    outs = [((x - mean[i]) / std[i]) @ W[i] + b[i] for i, x in enumerate(Xte)]
-    return outs, [(W[i], b[i], mean[i, 0], std[i, 0]) for i in range(len(problems))]
+        fits = logistic.fit_logistic_buckets(parts, K, C=o.C, max_iter=o.max_iter, tol=o.tol)
+    weights = {i: (W[j], b[j], *stats[i]) for idx, (W, b) in zip(buckets, fits) for j, i in enumerate(idx)}
+    outs = []
+    for i, (x, _, _, te) in enumerate(problems):  # ((x - mean) / std) @ W + b with the scaling folded into W, b
+        W, b, mean, std = weights[i]
+        Ws = W / std[:, None]
+        outs.append(torch.addmm(b - mean @ Ws, x[te], Ws))
+    return outs, [weights[i] for i in range(len(problems))]
 
 
 def fit_cells(result: SweepResult, acts: Any, cells: list[Cell], cache_x: dict[str, torch.Tensor],
               cache_t: dict[str, torch.Tensor], o: Options) -> None:
-    """Fit every problem of ``cells`` (same label) in batched solves and append their rows to ``result``."""
+    """Fit every problem of ``cells`` (any labels) and append their rows to ``result``.
+
+    Problems of the same shape - label kind, number of outputs, feature width - share one batched solve,
+    whatever their label, group, hook or variant (``real``, ``control``, ``twin``, ``baseline``)."""
     if not cells:
         return
-    variants = [("real", h) for h in o.hooks]
-    if cells[0].y_ctrl is not None:
-        variants += [("control", h) for h in o.hooks]
-    if cache_t:
-        variants += [("twin", h) for h in o.hooks]
     src = {"real": cache_x, "control": cache_x, "twin": cache_t}
-    outs: dict[tuple[int, str, str], torch.Tensor] = {}
+    shapes: dict[tuple[str, int, int], list[tuple[tuple[int, str, Any], Problem]]] = {}
+    baseline_x: dict[str, torch.Tensor | None] = {}
+    for c, cell in enumerate(cells):
+        variants = ["real"] + (["control"] if cell.y_ctrl is not None else []) + (["twin"] if cache_t else [])
+        for v in variants:
+            y = cell.y_ctrl if v == "control" else cell.y
+            for h in o.hooks:
+                x = src[v][h]
+                shapes.setdefault((cell.kind, cell.K, x.shape[1]), []).append(((c, v, h), (x, y, cell.tr, cell.te)))
+        if o.baseline and cell.lab.baseline_features is not None:
+            if cell.name not in baseline_x:
+                baseline_x[cell.name] = acts.baseline_features(cell.name)
+            x = baseline_x[cell.name]
+            shapes.setdefault((cell.kind, cell.K, x.shape[1]), []).append(
+                ((c, "baseline", None), (x, cell.y, cell.tr, cell.te)))
+    outs: dict[tuple[int, str, Any], torch.Tensor] = {}
     fitted: dict[tuple[int, str], tuple] = {}
-    for width in sorted({cache_x[h].shape[1] for h in o.hooks}):
-        problems, tests, keys = [], [], []
-        for c, cell in enumerate(cells):
-            for v, h in variants:
-                if cache_x[h].shape[1] != width:
-                    continue
-                y = cell.y_ctrl if v == "control" else cell.y
-                problems.append((c, src[v][h][cell.tr], y[cell.tr]))
-                tests.append(src[v][h][cell.te])
-                keys.append((c, v, h))
-        z, weights = _solve(cells, problems, tests, o)
-        for k, zi, wi in zip(keys, z, weights):
+    for (kind, K, _), items in shapes.items():
+        z, weights = _solve(kind, K, [p for _, p in items], o)
+        for (k, _), zi, wi in zip(items, z, weights):
             outs[k] = zi
             if k[1] == "real" and wi is not None:
                 fitted[(k[0], k[2])] = wi
-    base: dict[int, torch.Tensor] = {}
-    if o.baseline and cells[0].lab.baseline_features is not None:
-        bf = acts.baseline_features(cells[0].name)
-        z, _ = _solve(cells, [(c, bf[cell.tr], cell.y[cell.tr]) for c, cell in enumerate(cells)],
-                      [bf[cell.te] for cell in cells], o)
-        base = {c: cells[c].score(zc) for c, zc in enumerate(z)}
     for c, cell in enumerate(cells):
-        _report(result, cell, c, outs, fitted, base.get(c), bool(cache_t), o)
+        zb = outs.get((c, "baseline", None))
+        _report(result, cell, c, outs, fitted, None if zb is None else cell.score(zb), bool(cache_t), o)
 
 
 def _report(result: SweepResult, cell: Cell, c: int, outs: dict, fitted: dict, s_base: torch.Tensor | None,

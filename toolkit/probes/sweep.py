@@ -18,8 +18,9 @@ test examples:
 * ``found``: the probe beats both the trivial baseline and the random-init twin by more than ``margin``,
   with the lower end of the paired 95% bootstrap interval of each difference above ``margin``
 
-All layers (and the control / twin variants) of one label are fitted together in one batched solve
-(:mod:`toolkit.probes.solvers`), not one scikit-learn fit per cell.
+All probes of the same shape - every label, group, layer and variant (control, twin, baseline) - are fitted
+together in one batched solve (:mod:`toolkit.probes.logistic`, :mod:`toolkit.probes.solvers`), not one
+scikit-learn fit per cell.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from toolkit.probes.cells import Cell, Options, fit_cells
 from toolkit.probes.result import SweepResult
 
 GroupSpec = None | str | Callable[[Any], torch.Tensor]
+MAX_BATCH_FLOATS = 1 << 26  # training features in one batched solve (256 MB as float32): bounds peak memory
 
 
 def split(acts: Any, test_frac: float = 0.25, seed: int = 0) -> torch.Tensor:
@@ -115,6 +117,23 @@ def _twin(acts: Any, random_acts: Any, hooks: list[str]) -> tuple[Any, torch.Ten
     return random_acts, _align(acts, random_acts, "random_acts")
 
 
+def _batches(cells: list[Cell], probe: str, per_row: int) -> list[list[Cell]]:
+    """Consecutive cells fitted together: linear probes of every label and group share batched solves (up to
+    ``MAX_BATCH_FLOATS`` training features, ``per_row`` per training row); MLP probes go one cell at a time."""
+    if probe != "linear":
+        return [[cell] for cell in cells]
+    out: list[list[Cell]] = []
+    size = 0
+    for cell in cells:
+        cost = len(cell.tr) * per_row
+        if not out or size + cost > MAX_BATCH_FLOATS:
+            out.append([])
+            size = 0
+        out[-1].append(cell)
+        size += cost
+    return out
+
+
 def control_types(acts: Any, control: Any) -> torch.Tensor | None:
     """Type id of every row for the control task (None: no control)."""
     if control is False or control is None:
@@ -183,35 +202,25 @@ def sweep(acts: Any, labels: Sequence[str] | str | None = None, layers: Any = No
                                                 "seed": seed, "n_boot": n_boot, "group_by": str(group_by)})
         cache_x: dict[str, torch.Tensor] = {h: acts[h].float() for h in hooks}
         cache_t: dict[str, torch.Tensor] = {h: twin[h].float()[twin_rows] for h in hooks} if twin is not None else {}
-        jobs = []
-        for name in names:
-            values, valid = acts.labels(name)
-            lab = acts.label(name)
-            if lab.kind == "multiclass":
-                valid = valid & (values >= 0)
-            keys = [None] if groups is None else torch.unique(groups[valid]).tolist()
-            jobs += [(name, key) for key in keys]
         opts = Options(hooks, probe, C, alpha, max_iter, tol, n_boot, margin, seed, n_layers, baseline)
-        bar = tqdm(total=len(jobs), desc="probing", unit="cell", disable=not progress)
+        cells: list[Cell] = []
         for name in names:
             lab = acts.label(name)
             values, valid = acts.labels(name)
             if lab.kind == "multiclass":
                 valid = valid & (values >= 0)
-            cells = []
-            for label_name, key in jobs:
-                if label_name != name:
-                    continue
+            for key in [None] if groups is None else torch.unique(groups[valid]).tolist():
                 rows = valid if key is None else valid & (groups == key)
                 train, test = rows & ~is_test, rows & is_test
                 if int(train.sum()) < min_rows or int(test.sum()) < max(2, min_rows // 4):
                     result.skipped.append((name, key, f"{int(train.sum())} train / {int(test.sum())} test rows"))
                     continue
                 cells.append(Cell.prepare(acts, lab, values, key, train, test, types, opts))
-            # every cell of a label (e.g. one per position) is fitted in the same batched solve
-            chunk = max(1, len(cells)) if probe == "linear" else 1
-            for i in range(0, len(cells), chunk):
-                fit_cells(result, acts, cells[i:i + chunk], cache_x, cache_t, opts)
-            bar.update(sum(1 for j in jobs if j[0] == name))
+        n_variants = 1 + (types is not None) + (twin is not None)
+        per_row = n_variants * sum(cache_x[h].shape[1] for h in hooks)
+        bar = tqdm(total=len(cells), desc="probing", unit="cell", disable=not progress)
+        for batch in _batches(cells, probe, per_row):
+            fit_cells(result, acts, batch, cache_x, cache_t, opts)
+            bar.update(len(batch))
         bar.close()
     return result
