@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -142,30 +141,6 @@ def cache(model: Any, data: Any, hooks: HookSpec = "resid_post", positions: Posi
                       fast, matmul_dtype)
 
 
-def _forward_for(model: Any, names: list[str], tokens: torch.Tensor, fast: bool,
-                 matmul_dtype: torch.dtype | None) -> tuple[fast_forward.FastForward | None, str]:
-    """The fast pass when it applies and agrees with the bridge on the first examples, else (None, why)."""
-    if matmul_dtype not in (None, torch.float32, torch.bfloat16):
-        raise ValueError(f"matmul_dtype must be None, torch.float32 or torch.bfloat16, got {matmul_dtype!r}")
-    if not fast:
-        why = "fast=False"
-    else:
-        runner, why = fast_forward.plan(model, names, matmul_dtype)
-        if runner is not None:
-            why = runner.check(tokens[:4].to(_device(model)))
-            if not why:
-                return runner, "fast"
-            if matmul_dtype not in (None, torch.float32):
-                raise ValueError(f"bfloat16 products are too inaccurate on this model ({why}); leave "
-                                 "matmul_dtype=None")
-            warnings.warn(f"activations.cache: the fast pass disagrees with the bridge ({why}); using the bridge",
-                          RuntimeWarning, stacklevel=4)
-    if matmul_dtype not in (None, torch.float32):
-        raise ValueError(f"matmul_dtype={matmul_dtype} needs the fast pass, which cannot run here: {why}. "
-                         "Leave matmul_dtype=None")
-    return None, f"bridge ({why})"
-
-
 def _cache(model: Any, data: Any, hooks: HookSpec, positions: PositionSpec, batch_size: int, dtype: torch.dtype,
            store: str | Path | None, progress: bool, overwrite: bool, shard_examples: int | None, fast: bool,
            matmul_dtype: torch.dtype | None) -> Activations:
@@ -185,7 +160,7 @@ def _cache(model: Any, data: Any, hooks: HookSpec, positions: PositionSpec, batc
     mask = position_mask(data, positions)
     stop = stop_layer(names, cfg.n_layers)
     shapes = _row_shapes(model, names, tokens, stop)
-    runner, forward = _forward_for(model, names, tokens, fast, matmul_dtype)
+    runner, forward = fast_forward.choose(model, names, tokens, fast, matmul_dtype)
     rows_per_ex = mask.sum(1)
     offsets = torch.zeros(n + 1, dtype=torch.long)
     offsets[1:] = rows_per_ex.cumsum(0)

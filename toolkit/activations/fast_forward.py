@@ -2,8 +2,8 @@
 
 TransformerLens's bridge routes every submodule through hook points and computes attention unfused. On the tiny
 models here that machinery costs about as much as the matrix products themselves, so :func:`cache` runs models
-of the plain architecture through :class:`FastForward` instead: the same weights (read from the bridge at every
-call, so training or editing them is seen), one fused QKV product, PyTorch's fused attention when no pattern is
+of the plain architecture through :class:`FastForward` instead: the same weights (read from the bridge when the
+pass is set up, i.e. at every ``cache`` call), one fused QKV product, PyTorch's fused attention when no pattern is
 asked for, chunks small enough to stay in the CPU cache, and a last block that computes only the query positions
 it has to return. It is used only when
 
@@ -12,19 +12,22 @@ it has to return. It is used only when
 * nothing is hooked on the model (an intervention's hooks must run, so those passes go through the bridge), and
 * every requested hook is one it produces (:data:`PRODUCED`).
 
-:func:`plan` says why when it does not apply, and :meth:`FastForward.check` compares it with the bridge on a few
-examples before the first batch.
+:func:`choose` picks it (or says why not) and compares it with the bridge on a few examples before the first
+batch.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from toolkit.activations.hooks import layer_of
 
 # per-block hooks the fast pass produces (``blocks.{l}.`` + suffix), plus the two embedding hooks
 PRODUCED = ("hook_resid_pre", "attn.hook_pattern", "attn.hook_z", "hook_attn_out", "hook_resid_mid",
@@ -87,13 +90,38 @@ def plan(model: Any, names: list[str], matmul_dtype: torch.dtype | None = None) 
     return FastForward(model, names, act, matmul_dtype or torch.float32), ""
 
 
+def choose(model: Any, names: list[str], tokens: torch.Tensor, fast: bool = True,
+           matmul_dtype: torch.dtype | None = None) -> tuple[FastForward | None, str]:
+    """``(pass, "fast")`` when the fast pass applies and agrees with the bridge on ``tokens[:4]``, else
+    ``(None, "bridge (why)")``. bfloat16 products without a usable fast pass are an error, not a fallback."""
+    if matmul_dtype not in (None, torch.float32, torch.bfloat16):
+        raise ValueError(f"matmul_dtype must be None, torch.float32 or torch.bfloat16, got {matmul_dtype!r}")
+    low = matmul_dtype == torch.bfloat16
+    why = "fast=False"
+    if fast:
+        runner, why = plan(model, names, matmul_dtype)
+        if runner is not None:
+            why = runner.check(tokens[:4].to(runner.embed[0].device))
+            if not why:
+                return runner, "fast"
+            if low:
+                raise ValueError(f"bfloat16 products are too inaccurate on this model ({why}); leave "
+                                 "matmul_dtype=None")
+            warnings.warn(f"activations.cache: the fast pass disagrees with the bridge ({why}); using the bridge",
+                          RuntimeWarning, stacklevel=4)
+    if low:
+        raise ValueError(f"matmul_dtype={matmul_dtype} needs the fast pass, which cannot run here: {why}. "
+                         "Leave matmul_dtype=None")
+    return None, f"bridge ({why})"
+
+
 class FastForward:
     """Computes the requested hooks of a plain TransformerBridge without running its hook points.
 
     Call it with tokens ``[batch, seq]``, the kept-position mask ``[batch, seq]`` (only to know where the last
-    block may start) and ``emit(name, tensor, start)``: every requested hook's activation is passed to ``emit`` in
-    the bridge's layout (``[batch, seq, ...]``, patterns ``[batch, head, q, k]``), covering query positions
-    ``start..seq-1``.
+    block may start) and ``emit(name, tensor, start, first)``: every requested hook's activation is passed to
+    ``emit`` in the bridge's layout (``[chunk, seq, ...]``, patterns ``[chunk, head, q, k]``) for the chunk of
+    examples starting at ``first``, covering query positions ``start..seq-1``.
     """
 
     def __init__(self, model: Any, names: list[str], act: Callable, matmul_dtype: torch.dtype = torch.float32):
@@ -102,8 +130,9 @@ class FastForward:
         self.n_heads, self.d_head, self.d_model, self.eps = cfg.n_heads, cfg.d_head, cfg.d_model, cfg.eps
         self.scale = cfg.attn_scale if cfg.use_attn_scale and cfg.attn_scale > 0 else math.sqrt(cfg.d_head)
         # the last block that runs (-1: embeddings only); resid_pre of block l needs only blocks < l
-        self.last = max(_block_of(n) - n.endswith(".hook_resid_pre") for n in names)
+        self.last = max(layer_of(n, cfg.n_layers) - n.endswith(".hook_resid_pre") for n in names)
         self.chunk = max(1, 2048 // max(1, cfg.n_ctx))  # examples per chunk: ~2k positions stay in cache
+        self.embed, self.blocks = self._weights()
 
     def _weights(self) -> tuple[list[torch.Tensor], list[tuple[torch.Tensor, ...]]]:
         """Embeddings and, per block that runs, its weights (matrix products' operands in ``matmul_dtype``)."""
@@ -128,24 +157,23 @@ class FastForward:
 
     @torch.inference_mode()
     def __call__(self, tokens: torch.Tensor, keep: torch.Tensor, emit: Emit) -> None:
-        (embed, pos), blocks = self._weights()
         for a in range(0, tokens.shape[0], self.chunk):
-            self._chunk(tokens[a:a + self.chunk], keep[a:a + self.chunk], embed, pos, blocks,
+            self._chunk(tokens[a:a + self.chunk], keep[a:a + self.chunk],
                         lambda name, t, start, a=a: emit(name, t, start, a))
 
-    def _chunk(self, tokens: torch.Tensor, keep: torch.Tensor, embed: torch.Tensor, pos: torch.Tensor,
-               blocks: list, emit: Callable) -> None:
+    def _chunk(self, tokens: torch.Tensor, keep: torch.Tensor, emit: Callable) -> None:
         if not keep.any():
             return
         B, S = tokens.shape
         H, dh, d, want = self.n_heads, self.d_head, self.d_model, self.names
+        embed, pos = self.embed
         tok_e, pos_e = embed[tokens], pos[:S].expand(B, S, d)
         if "hook_embed" in want:
             emit("hook_embed", tok_e, 0)
         if "hook_pos_embed" in want:
             emit("hook_pos_embed", pos_e, 0)
         x = tok_e + pos_e
-        for l, (w1, b1, wqkv, bqkv, wo, bo, w2, b2, wi, bi, wout, bout) in enumerate(blocks):
+        for l, (w1, b1, wqkv, bqkv, wo, bo, w2, b2, wi, bi, wout, bout) in enumerate(self.blocks):
             name = f"blocks.{l}."
             if name + "hook_resid_pre" in want:
                 emit(name + "hook_resid_pre", x, 0)
@@ -178,9 +206,9 @@ class FastForward:
             x = x + mlp_out
             if name + "hook_resid_post" in want:
                 emit(name + "hook_resid_post", x, start)
-        after = f"blocks.{len(blocks)}.hook_resid_pre"  # the stream after the last block that ran
+        after = f"blocks.{len(self.blocks)}.hook_resid_pre"  # the stream after the last block that ran
         if after in want:
-            emit(after, x, start if blocks else 0)
+            emit(after, x, start if self.blocks else 0)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 start: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,7 +252,3 @@ class FastForward:
                 return f"{name}: {kind} relative difference {err:.2e} > {tol:.0e}"
         return ""
 
-
-def _block_of(name: str) -> int:
-    m = re.match(r"blocks\.(\d+)\.", name)
-    return int(m.group(1)) if m else -1
