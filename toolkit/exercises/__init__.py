@@ -9,6 +9,7 @@ In a tutorial::
     ex.hint("01.bfs")                 # tiered hints, one more per call
     ex.show_solution("01.bfs")        # also offered by a button after a failed check
     ex.progress()                     # checks passed per notebook
+    ex.claim("parent is decodable after block 0", acc, at_least=0.95)   # a finding, checked with its bound
 
 Progress is saved in ``~/.searchlight/progress.json``; ``SEARCHLIGHT_PROGRESS=<path>`` moves it and
 ``SEARCHLIGHT_PROGRESS=off`` turns it off. ``SEARCHLIGHT_STRICT=1`` makes a failed check raise
@@ -20,6 +21,7 @@ custom checker), write the solution notebook ``tutorials/solutions/NN_<name>.ipy
 ``# SOLUTION`` / ``# END SOLUTION`` blocks, and run ``scripts/make_learner_notebooks.py``.
 """
 
+from toolkit.exercises.claims import Claim, ClaimFailed, claim, run_seed
 from toolkit.exercises.core import (
     Case,
     CheckResult,
@@ -39,6 +41,8 @@ from toolkit.exercises.tracking import progress, progress_path, reset_progress
 
 __all__ = [
     "Case",
+    "Claim",
+    "ClaimFailed",
     "CheckResult",
     "Exercise",
     "ExerciseFailed",
@@ -46,6 +50,7 @@ __all__ = [
     "all_exercises",
     "call",
     "check",
+    "claim",
     "function_exercise",
     "get",
     "hint",
@@ -54,6 +59,7 @@ __all__ = [
     "progress_path",
     "register",
     "reset_progress",
+    "run_seed",
     "show_solution",
     "stars",
 ]

@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Print a fingerprint of a small trained SAE and a trained tree model under the current numeric path.
+
+    python scripts/numeric_fingerprint.py
+    ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX2 python scripts/numeric_fingerprint.py
+
+`make test` prints it before each of its two passes, so a CI log shows that the second pass really ran on another
+floating-point path (different hashes), not just under other variable names. Seeded and single-threaded: on one
+machine and one path the output is the same every time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def digest(tensors) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def main() -> int:
+    import torch
+
+    from toolkit import models, tasks
+    from toolkit.unsupervised import SparseAutoencoder, ci_toy
+
+    torch.set_num_threads(1)
+    X = ci_toy(seed=0).sample(20_000, torch.Generator().manual_seed(0))
+    sae = SparseAutoencoder(d_sae=256, l1_coefficient=0.3, n_samples=100_000, seed=0, n_threads=1,
+                            progress=False).fit(X)
+    task = tasks.TreeSearch(n_nodes=8, max_path=4)
+    model = models.build(task, seed=0)
+    models.train(model, task, steps=30, batch_size=64, seed=0, pool_size=2_000, eval_every=1_000, progress=False)
+    caps = torch.backends.cpu.get_cpu_capability()
+    env = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS") if k in os.environ}
+    print(f"numeric path: torch {torch.__version__}, kernels {caps}, env {env or 'native'}; "
+          f"SAE weights {digest([sae.W_enc_, sae.W_dec_])}, "
+          f"tree model after 30 steps {digest(model.parameters())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
