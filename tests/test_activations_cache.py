@@ -6,9 +6,14 @@ import warnings
 
 import pytest
 import torch
+from _tolerance import assert_close_to_scale
 
 from toolkit import activations, models, tasks
 from toolkit._threads import torch_threads
+
+# The fast pass fuses QKV and orders float32 sums differently from run_with_cache: measured at most 7.4e-7 of a
+# hook's scale on AMD (both kernel paths); 1e-5 leaves >10x room, and a wrong weight or position is off by >= 1e-2.
+CACHE_REL = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +38,7 @@ def test_matches_run_with_cache(setup):
         ref = full[h].transpose(1, 2) if h.endswith("hook_pattern") else full[h]
         ref = ref[data.loss_mask]
         assert acts.get(h, flat=False).shape == ref.shape
-        torch.testing.assert_close(acts[h], ref.reshape(len(acts), -1), rtol=1e-5, atol=1e-6)
+        assert_close_to_scale(acts[h], ref.reshape(len(acts), -1), CACHE_REL, "float32 rounding only", h)
     assert acts.row_shape("blocks.1.attn.hook_pattern") == (2, task.seq_len)
     assert acts.row_shape("blocks.2.attn.hook_z") == (2, 32)
 

@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+from _tolerance import assert_close_to_scale
 
 from toolkit import activations, interventions, models, tasks
 from toolkit._threads import torch_threads
@@ -28,9 +29,10 @@ def setup():
 
 
 def _close(a, b, msg):
-    """Float32 rounding only: max |a - b| within 1e-3 of the activation's scale."""
-    err = float((a - b).abs().max()) / max(float(b.abs().max()), 1e-6)
-    assert err < 1e-3, (msg, err)
+    """Float32 rounding only: the weights here are tripled, so attention is sharp and a near-tie between two scores
+    amplifies rounding (up to ~3e-4 of scale after four blocks, fast_forward.TOLERANCE); 1e-3 still catches a wrong
+    weight or mask, which is off by >= 1e-2."""
+    assert_close_to_scale(a, b, 1e-3, "float32 rounding through sharp attention", msg)
 
 
 def _both(model, data, **kw):
