@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Print a fingerprint of a small trained SAE and a trained tree model under the current numeric path.
 
-    python scripts/numeric_fingerprint.py
-    ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX2 python scripts/numeric_fingerprint.py
+    python scripts/numeric_fingerprint.py            # this process's path
+    python scripts/numeric_fingerprint.py --both     # native and ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX2
 
-`make test` prints it before each of its two passes, so a CI log shows that the second pass really ran on another
+`make test` runs ``--both`` before its two passes, so a CI log shows that the second pass really runs on another
 floating-point path (different hashes), not just under other variable names. Seeded and single-threaded: on one
 machine and one path the output is the same every time.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,7 +27,25 @@ def digest(tensors) -> str:
     return h.hexdigest()[:12]
 
 
+ALT_NUMERICS = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def both() -> int:
+    """Fingerprint the native path and the alternative one in two processes; say whether they differ."""
+    lines = []
+    for extra in ({}, ALT_NUMERICS):
+        env = {k: v for k, v in os.environ.items() if k not in ALT_NUMERICS} | extra
+        out = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, check=True)
+        lines.append(out.stdout.strip())
+        print(lines[-1])
+    differ = lines[0].split("; ", 1)[1] != lines[1].split("; ", 1)[1]
+    print(f"the second pass runs on a different floating-point path: {'yes' if differ else 'NO (same weights)'}")
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--both"]:
+        return both()
     import torch
 
     from toolkit import models, tasks
