@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _tolerance import assert_close_to_scale
 
 from toolkit import activations, interventions, models, probes, tasks
 from toolkit._threads import torch_threads
@@ -28,7 +29,8 @@ def test_patching_the_whole_clean_residual_restores_the_clean_output_exactly(set
     assert not torch.allclose(clean_lg, corrupt_lg)
     with interventions.patch(model, hook, clean):
         patched = interventions.logits(model, corrupt)
-    torch.testing.assert_close(patched, clean_lg, rtol=0, atol=1e-5)
+    # the clean residual re-enters the same layers: float32 rounding only; a patch at a wrong position is off by ~1
+    assert_close_to_scale(patched, clean_lg, 1e-5, "float32 rounding only", hook)
 
 
 def test_editing_resid_mid_warns_that_it_only_feeds_the_mlp(setup):
@@ -81,7 +83,8 @@ def test_knockout_zeroes_the_blocked_attention_and_renormalises(setup):
         a = interventions.logits(model, clean)
     with interventions.ablate(model, "blocks.2.attn.hook_z", "zero"):
         b = interventions.logits(model, clean)
-    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    # the same function computed two ways (masked softmax vs zeroed z): float32 rounding only
+    assert_close_to_scale(a, b, 1e-5, "float32 rounding only", "knockout vs zero-ablated z")
 
 
 def test_ablations(setup):

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from _tolerance import assert_close_to_scale
 
 from toolkit import models, tasks
 
@@ -66,9 +67,10 @@ def test_fast_module_shares_weights_and_matches_the_bridge(tree):
     fast = models.fast_module(model)
     tokens = tree.generate(16, seed=1).tokens
     with torch.no_grad():
-        assert torch.allclose(fast(tokens), model(tokens), atol=1e-5)
+        # same weights, another op order (fused QKV): float32 rounding only; a stale weight is off by >= 1e-2
+        assert_close_to_scale(fast(tokens), model(tokens), 1e-5, "float32 rounding only", "logits")
         next(model.parameters()).add_(0.5)  # an update through the bridge is seen by the fast module
-        assert torch.allclose(fast(tokens), model(tokens), atol=1e-5)
+        assert_close_to_scale(fast(tokens), model(tokens), 1e-5, "float32 rounding only", "logits after an update")
     bridge_ids = {id(p) for p in model.parameters()}
     assert {id(p) for p in fast.parameters()} <= bridge_ids
 
