@@ -14,7 +14,7 @@ Each notebook is executed (a temporary copy; the committed file is not touched) 
 
 Every ``exercises.claim`` the notebook makes is logged (``SEARCHLIGHT_CLAIMS_LOG``). The result per notebook goes to
 ``docs/claims/<notebook>.json`` and the table of all of them to ``docs/CLAIMS.md``: each claim, its bound, the
-measured minimum / maximum over all runs and in how many runs it held. ``tests/test_claims.py`` fails when a
+measured minimum / maximum over all runs and in how many runs it held. ``tests/test_exercises_claims.py`` fails when a
 claim in a solution notebook has no record there or did not hold in every run.
 """
 
@@ -105,7 +105,7 @@ def write_table() -> None:
              "with its bound and the number it measured in every run: seeds (`SEARCHLIGHT_SEED`, which moves the",
              "data, the splits and, where the notebook trains, the initialisation) times numeric paths (`native`;",
              "`default-avx2` = `ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX2`). A claim is kept only if it",
-             "held in every run; `tests/test_claims.py` checks that.", ""]
+             "held in every run; `tests/test_exercises_claims.py` checks that.", ""]
     for file in sorted(OUT_DIR.glob("*.json")):
         data = json.loads(file.read_text())
         runs = data["runs"]
