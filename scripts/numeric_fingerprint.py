@@ -2,7 +2,8 @@
 """Print a fingerprint of a small trained SAE and a trained tree model under the current numeric path.
 
     python scripts/numeric_fingerprint.py            # this process's path
-    python scripts/numeric_fingerprint.py --both     # native and ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX2
+    python scripts/numeric_fingerprint.py --both     # native, then ATEN_CPU_CAPABILITY=default
+                                                     # MKL_ENABLE_INSTRUCTIONS=AVX2
 
 `make test` runs ``--both`` before its two passes, so a CI log shows that the second pass really runs on another
 floating-point path (different hashes), not just under other variable names. Seeded and single-threaded: on one
