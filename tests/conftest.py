@@ -1,4 +1,4 @@
-"""Shared test set-up: offline, headless, seeded, and nbval tuned for our notebooks."""
+"""Shared test set-up: offline, headless, seeded (nbval's output filter is in the root conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,24 +10,6 @@ import pytest
 # Headless plotting and no writes into the user's home from any test or notebook run.
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("SEARCHLIGHT_PROGRESS", os.path.join(tempfile.gettempdir(), "searchlight-test-progress.json"))
-
-# Outputs nbval must never compare: rich HTML/JS (circuitsvis, widgets) and widget state change on every run.
-NBVAL_SKIP = (
-    "text/html",
-    "application/javascript",
-    "application/vnd.jupyter.widget-state+json",
-    "application/vnd.jupyter.widget-view+json",
-    "image/svg+xml",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    seen = set()
-    for item in items:
-        parent = item.parent
-        if parent is not None and hasattr(parent, "skip_compare") and id(parent) not in seen:
-            seen.add(id(parent))
-            parent.skip_compare = tuple(parent.skip_compare) + NBVAL_SKIP
 
 
 @pytest.fixture(scope="module")
