@@ -61,7 +61,9 @@ def run_once(path: Path, seed: int, numeric: str, timeout: int) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                            store_widget_state=False, resources={"metadata": {"path": str(path.parent)}})
+                            # True: nbclient 0.11 raises KeyError when a widget Output receives display output and
+                            # widget state is not stored (02's live training plot); nothing is saved here anyway
+                            store_widget_state=True, resources={"metadata": {"path": str(path.parent)}})
     start, error = time.perf_counter(), None
     try:
         client.execute(env=env)
