@@ -52,7 +52,9 @@ def tidy(nb: nbformat.NotebookNode) -> int:
 def execute(path: Path, timeout: int, max_mb: float) -> float:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                            store_widget_state=False, resources={"metadata": {"path": str(path.parent)}})
+                            # True: nbclient 0.11 raises KeyError when a widget Output receives display output and
+                            # widget state is not stored (00's slider); tidy() drops the state before saving
+                            store_widget_state=True, resources={"metadata": {"path": str(path.parent)}})
     env = kernel_env(path)
     start = time.perf_counter()
     try:

@@ -69,6 +69,8 @@ def run_once(path: Path, seed: int, numeric: str, timeout: int) -> dict:
         client.execute(env=env)
     except CellExecutionError as err:
         error = str(err).strip().splitlines()[-1][:300]
+    except Exception as err:  # noqa: BLE001 - a cell timeout or a dead kernel fails this run, not the others
+        error = f"{type(err).__name__}: {err}"[:300]
     finally:
         seconds = time.perf_counter() - start
         claims = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
