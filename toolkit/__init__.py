@@ -11,6 +11,7 @@ Import the submodules you need (``from toolkit import tasks, models``); they are
 from __future__ import annotations
 
 import importlib
+import sys
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -31,6 +32,27 @@ _SUBMODULES = (
 )
 
 __all__ = ["__version__", "info", *_SUBMODULES]
+
+
+def _figure_png(fig) -> bytes:
+    from toolkit._figure import figure_png
+
+    return figure_png(fig)
+
+
+def _enable_notebook_figures() -> None:
+    """In a notebook, every matplotlib ``Figure`` displays as an image, pyplot or not (see ``toolkit._figure``).
+
+    Registered by name, so ``import toolkit`` imports neither matplotlib nor IPython.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None and hasattr(shell, "display_formatter"):
+        shell.display_formatter.formatters["image/png"].for_type_by_name("matplotlib.figure", "Figure",
+                                                                          _figure_png)
+
+
+_enable_notebook_figures()
 
 
 def __getattr__(name: str):
