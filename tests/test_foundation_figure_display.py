@@ -7,32 +7,12 @@ the same Python as the tests and look at the MIME types of what it sends back.
 
 from __future__ import annotations
 
-import sys
-
-import pytest
-
-jupyter_client = pytest.importorskip("jupyter_client")
-
 DRAW = """
 from matplotlib.figure import Figure
 fig = Figure(figsize=(3, 2))
 fig.subplots().plot([0, 1], [1, 0])
 """
 
-
-@pytest.fixture(scope="module")
-def kernel():
-    km = jupyter_client.KernelManager(kernel_cmd=[sys.executable, "-m", "ipykernel_launcher", "-f",
-                                                  "{connection_file}"])
-    km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=60)
-    try:
-        yield kc
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 def run(kc, code: str) -> list[dict]:

@@ -13,7 +13,8 @@ In a tutorial::
 
 Progress is saved in ``~/.searchlight/progress.json``; ``SEARCHLIGHT_PROGRESS=<path>`` moves it and
 ``SEARCHLIGHT_PROGRESS=off`` turns it off. ``SEARCHLIGHT_STRICT=1`` makes a failed check raise
-(used to test the solution notebooks).
+(used to test the solution notebooks). In a notebook, a check that does not pass stops Run All there with one
+line naming the exercise, and a cell that calls an unwritten stub says which exercise it needs (``stops.py``).
 
 Authoring (see ``toolkit/exercises/README.md``): register exercises in a module
 ``toolkit/exercises/chapters/chNN_<topic>.py`` with :func:`function_exercise` (or :func:`register` for a
@@ -37,7 +38,11 @@ from toolkit.exercises.core import (
     stars,
 )
 from toolkit.exercises.display import hint, overview, show_solution
+from toolkit.exercises.stops import ExerciseNotDone
+from toolkit.exercises.stops import install as _install_stops
 from toolkit.exercises.tracking import progress, progress_path, reset_progress
+
+_install_stops()  # in a notebook: an unsolved exercise stops Run All with one line, not a traceback
 
 __all__ = [
     "Case",
@@ -46,6 +51,7 @@ __all__ = [
     "CheckResult",
     "Exercise",
     "ExerciseFailed",
+    "ExerciseNotDone",
     "Mistake",
     "all_exercises",
     "call",

@@ -25,9 +25,11 @@ from typing import Any
 import torch
 
 from toolkit.exercises.compare import describe, diff
+from toolkit.exercises.stops import ExerciseNotDone, current_shell
 
 ID_RE = re.compile(r"^\d\d\.[a-z0-9_]+$")
 STRICT_ENV = "SEARCHLIGHT_STRICT"
+NOT_STARTED = "not implemented yet"  # the case name of an answer that still raises NotImplementedError
 
 
 @dataclass
@@ -332,7 +334,7 @@ def run_checks(exercise: Exercise, answer: Any, max_failures: int = 3) -> list[C
                 break
     except LearnerError as err:
         if isinstance(err.error, NotImplementedError):
-            cases.append(Case("not implemented yet", False,
+            cases.append(Case(NOT_STARTED, False,
                               "your function still raises NotImplementedError: replace the "
                               "`raise NotImplementedError(...)` line with your code, then re-run its cell"))
         else:
@@ -364,7 +366,9 @@ def check(exercise_id: str, answer: Any, *, show: bool = True, record: bool = Tr
 
     Returns:
         A :class:`CheckResult` (truthy when passed). With ``SEARCHLIGHT_STRICT=1`` a failure raises
-        :class:`ExerciseFailed` instead, which is how the solution notebooks are tested.
+        :class:`ExerciseFailed` instead, which is how the solution notebooks are tested. In a notebook (and
+        ``show=True``) a failure raises :class:`~toolkit.exercises.stops.ExerciseNotDone` after the report, so
+        that Run All stops at the first unsolved exercise; it prints one line, not a traceback.
     """
     exercise = get(exercise_id)
     result = CheckResult(exercise, run_checks(exercise, answer))
@@ -378,4 +382,7 @@ def check(exercise_id: str, answer: Any, *, show: bool = True, record: bool = Tr
         announce(result)
     if strict_mode() and not result.passed:
         raise ExerciseFailed(result.text())
+    if show and not result.passed and current_shell() is not None:
+        started = not any(c.name == NOT_STARTED for c in result.cases)
+        raise ExerciseNotDone(exercise.id, started)  # Run All stops here, with one line (see stops.py)
     return result
