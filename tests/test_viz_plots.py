@@ -113,6 +113,22 @@ def test_pivot_and_heatmap_with_control_and_selectivity():
     assert "0.50" in ann and "1.00" in ann
 
 
+def test_heatmap_names_each_difference_and_shows_hooks_as_depths():
+    """"selectivity" only for score - control task; the random-init twin and the baseline are named as such."""
+    hooks = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
+    rows = [dict(r, hook=hooks[r["layer"]], random_init=0.3) for r in ROWS]
+    titles = {c: [a.get_title() for a in viz.probe_heatmap(rows, col="hook", control=c).axes if a.get_title()][-1]
+              for c in ("control", "random_init", "baseline")}
+    assert titles["control"].startswith("selectivity")
+    assert titles["random_init"].startswith("vs random-init") and titles["baseline"].startswith("vs baseline")
+    fig = viz.probe_heatmap(rows, col="hook")
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["depth 0", "depth 1", "depth 2"]
+    assert [viz.depth_name(h) for h in hooks] == ["depth 0", "depth 1", "depth 2"]
+    assert viz.depth_name("blocks.2.hook_resid_pre") == "depth 2" and viz.depth_name("blocks.1.attn.hook_z") == \
+        "blocks.1.attn.hook_z"
+    assert viz.depth_html(hooks[2]) == "<span title='blocks.1.hook_resid_post'>depth 2</span>"
+
+
 def test_probe_tables_from_dataframes_and_errors():
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame(ROWS)

@@ -100,6 +100,9 @@ def test_search_state_explorer_decodes_with_the_given_probes(tree):
     ex = widgets.SearchStateExplorer(model, data, sweep.probes, label="ancestor_1", max_examples=8)
     hooks = [h for _, h in ex.controls["layer"].options]
     assert hooks == ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
+    # one naming of depths: depth d = after d blocks, the hook on hover
+    assert [name for name, _ in ex.controls["layer"].options] == ["depth 0", "depth 1", "depth 2"]
+    assert list(ex.controls["layer"].tooltips) == hooks
     ex.controls["layer"].value = hooks[1]
     s = ex.state()
     _, cache = model.run_with_cache(data.tokens[:8], names_filter=lambda n: n == hooks[1])
@@ -110,14 +113,31 @@ def test_search_state_explorer_decodes_with_the_given_probes(tree):
     truth = ex.truth()
     assert truth.sum() == 1 and truth[int(data.labels["ancestor_1"].values[s["example"], s["position"]])] == 1
     table = ex.views["layers"].value
-    assert table.count("<tr") == 1 + 3 + 1 and "background:#fde0dd'><td>L0 resid_post" in table
+    assert table.count("<tr") == 1 + 3 + 1
+    assert "background:#fde0dd'><td><span title='blocks.0.hook_resid_post'>depth 1</span>" in table
+    assert "depth 1" in ex.views["description"].value and "blocks.0.hook_resid_post" in ex.views["description"].value
     before = ex.views["state"].value
     ex.controls["label"].value = "depth"  # regression: positions and state change
     assert ex.views["state"].value != before and "<b>depth</b>" in ex.views["description"].value
     assert ex.decoded().shape == (6,)
+    ex.play.playing = True  # a step of the play button moves the depth
     ex.play.value = 0
     assert ex.state()["layer"] == "blocks.0.hook_resid_pre"
+    ex.play.value = 2
+    assert ex.state()["layer"] == "blocks.1.hook_resid_post"
+    ex.play.playing = False  # the stop button: pause, then rewind the play button to its minimum ...
+    ex.play.value = ex.play.min
+    assert ex.state()["layer"] == "blocks.1.hook_resid_post"  # ... the depth stays where it was
+    assert ex.play.value == 2  # and play continues from there
 
+
+def test_search_state_explorer_play_sits_beside_the_depth_control(tree):
+    _, data, model, _, sweep = tree
+    ex = widgets.SearchStateExplorer(model, data, sweep.probes, max_examples=8)
+    rows = [c for c in ex.widget.children if isinstance(c, W.HBox)]
+    row_of_play = next(r for r in rows if ex.play in r.children)
+    assert ex.controls["layer"] in row_of_play.children
+    assert ex.controls["example"] not in row_of_play.children
 
 def test_search_state_explorer_errors(tree):
     _, data, model, _, sweep = tree
@@ -136,7 +156,7 @@ def test_probe_explorer_cells_and_predictions(tree):
     assert ex.buttons[("depth", "blocks.1.hook_resid_post")].description == f"{score:.2f}"
     ex.select("ancestor_1", "blocks.0.hook_resid_post")
     assert ex.state()["label"] == "ancestor_1"
-    assert "<b>ancestor_1</b>" in ex.views["cell"].value
+    assert "<b>ancestor_1</b>" in ex.views["cell"].value and "<b>depth 1</b>" in ex.views["cell"].value
     assert ex.buttons[("ancestor_1", "blocks.0.hook_resid_post")].layout.border.startswith("3px")
     idx, y, pred = ex.predictions()
     probe = sweep.probe("ancestor_1", "blocks.0.hook_resid_post")
@@ -149,6 +169,14 @@ def test_probe_explorer_cells_and_predictions(tree):
     ex.controls["value"].value = "selectivity"
     sel = float(table[(table.label == "depth") & (table.hook == "blocks.1.hook_resid_post")].selectivity.iloc[0])
     assert ex.buttons[("depth", "blocks.1.hook_resid_post")].description == f"{sel:.2f}"
+    ex.controls["value"].value = "vs random-init"  # no twin in this sweep: blank cells, not "selectivity"
+    assert ex.buttons[("depth", "blocks.1.hook_resid_post")].description == "–"
+    cell = ex.views["cell"].value
+    assert "selectivity (score − control task)" in cell and "vs baseline" in cell and "vs random-init" in cell
+    assert [o[0].split(" (")[0] for o in ex.controls["hook"].options] == ["depth 0", "depth 1", "depth 2"]
+    header = [c.value for c in ex.views["grid"].children[1:4]]
+    assert header == [f"<span title='{h}'>depth {d}</span>" for d, h in enumerate(
+        ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "blocks.1.hook_resid_post"])]
     ex.select("depth", "blocks.1.hook_resid_post")  # regression: a scatter instead of a confusion matrix
     assert ex.figures["confusion"].axes[0].collections
     with pytest.raises(KeyError, match="no cell"):
@@ -188,6 +216,24 @@ def test_feature_browser_orders_and_redraws(tree):
     assert f"latent {by_density[-1]}" in fb.figures["dashboard"].axes[0].get_title()
     with pytest.raises(ValueError, match="hook"):
         widgets.FeatureBrowser(_Relu(), acts, hook="blocks.9.hook_resid_post")
+
+
+def test_feature_browser_keeps_the_selected_latent_in_view_and_explains_its_pictures(tree):
+    _, data, _, acts, _ = tree
+    class Relu24(_Relu):
+        def transform(self, X):
+            return torch.as_tensor(X)[:, :24].clamp(min=0)
+
+    fb = widgets.FeatureBrowser(Relu24(), acts, labels=["parent", "depth"])
+    assert "root" in fb.views["legend"].value and "goal" in fb.views["legend"].value
+    rows = acts.example_index == fb.state()["example"]
+    peak = fb.latents[rows].max(0).values
+    quiet = int(torch.argmin(peak))  # the least active latent on this example: not among its top 12
+    assert (peak > peak[quiet]).sum() >= 12
+    fb.controls["latent"].value = quiet
+    html = fb.views["where"].value
+    assert f"#{quiet} (selected)" in html and html.count("outline:2px solid") == 1
+    assert html.count("<tr") == 1 + 12  # 12 latents drawn: the 11 most active and the selected one, outlined
 
 
 # ---------------------------------------------------------------- MazeEditor
@@ -258,3 +304,22 @@ def test_viz_reads_sweep_results_and_eval_results(tree):
     bars = viz.accuracy_by_difficulty(result, labels=["random init"])
     heights = [p.get_height() for p in bars.axes[0].patches]
     assert heights == [pytest.approx(result.by_difficulty[k]["exact"]) for k in sorted(result.by_difficulty)]
+
+
+# ---------------------------------------------------------------- readable at the default notebook width
+def test_explorer_figures_are_readable_at_their_shown_size(tree, maze):
+    """Explorers show their PNGs at natural size (figure inches x dpi): text of at least 9 pt, and no figure wider
+    than a default notebook's ~1000 px output area."""
+    from matplotlib.text import Text
+
+    _, data, model, acts, sweep = tree
+    m_task, m_data, m_model = maze
+    explorers = [widgets.ProbeExplorer(sweep, acts), widgets.SearchStateExplorer(model, data, sweep.probes),
+                 widgets.FeatureBrowser(_Relu(), acts, labels=["parent", "depth"]),
+                 widgets.AttentionExplorer(model, data, max_examples=8), widgets.MazeEditor(m_model, m_data)]
+    for ex in explorers:
+        for name, fig in ex.figures.items():
+            assert fig.get_figwidth() * ex.dpi <= 1000, f"{ex.kind}.{name} is wider than the notebook"
+            small = {(t.get_text(), t.get_fontsize()) for t in fig.findobj(Text)
+                     if t.get_visible() and t.get_text() and t.get_fontsize() < 9}
+            assert not small, f"{ex.kind}.{name}: text below 9 pt: {sorted(small)[:5]}"

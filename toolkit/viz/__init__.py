@@ -10,6 +10,8 @@ Every plot returns a :class:`VizFigure` (a ``matplotlib.figure.Figure`` that dis
 - features: :func:`feature_dashboard` (:class:`FeatureDashboard` redraws in place), :func:`label_match`,
   :func:`top_examples`
 - training: :func:`training_curves`, :func:`accuracy_by_difficulty`
+- names (the one vocabulary): :func:`depth_name` / :func:`depth_html` ("depth d" for residual-stream hooks),
+  :func:`difference_name` ("selectivity", "vs random-init", "vs baseline")
 - live (figures the explorers keep and update in place): :class:`TaskPanels`, :class:`Panel`, :func:`clear_axes`
 """
 
@@ -27,6 +29,7 @@ from toolkit.viz.features import (
 from toolkit.viz.figure import FastTextCanvas, VizFigure, new_figure, to_html, to_png
 from toolkit.viz.html import attention_html, colour, heatmap_html
 from toolkit.viz.live import Panel, TaskPanels, clear_axes, value_range
+from toolkit.viz.names import DEPTH_NOTE, HEAD_NOTE, depth_html, depth_name, difference_name
 from toolkit.viz.probes import confusion_matrix, pivot, prediction_scatter, probe_curves, probe_heatmap, records
 from toolkit.viz.tasks import (
     element_table,
@@ -36,14 +39,17 @@ from toolkit.viz.tasks import (
     render,
     render_grid,
     render_positions,
+    task_legend,
 )
 from toolkit.viz.training import accuracy_by_difficulty, training_curves
 
 __all__ = [
     "BUNDLE_MARK",
     "CircuitsView",
+    "DEPTH_NOTE",
     "FastTextCanvas",
     "FeatureDashboard",
+    "HEAD_NOTE",
     "Panel",
     "TaskPanels",
     "VizFigure",
@@ -54,6 +60,9 @@ __all__ = [
     "clear_axes",
     "colour",
     "confusion_matrix",
+    "depth_html",
+    "depth_name",
+    "difference_name",
     "element_table",
     "example_overlay",
     "feature_dashboard",
@@ -73,6 +82,7 @@ __all__ = [
     "render_grid",
     "render_positions",
     "strip_bundles",
+    "task_legend",
     "to_html",
     "to_png",
     "top_examples",

@@ -58,12 +58,12 @@ def attention_heatmap(pattern: Any, tokens: Sequence[str] | None = None, *, head
         image = axis.imshow(data, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="equal")
         axis.set_facecolor("#eeeeee")
         step = max(1, seq // 24)
-        axis.set_xticks(range(0, seq, step), labels[::step], rotation=90, fontsize=7)
-        axis.set_yticks(range(0, seq, step), labels[::step] if h == 0 else [], fontsize=7)
+        axis.set_xticks(range(0, seq, step), labels[::step], rotation=90, fontsize=9)
+        axis.set_yticks(range(0, seq, step), labels[::step] if h == 0 else [], fontsize=9)
         axis.set_title(names[h], fontsize=9)
-        axis.set_xlabel("key", fontsize=8)
+        axis.set_xlabel("key", fontsize=9)
         if h == 0:
-            axis.set_ylabel("query", fontsize=8)
+            axis.set_ylabel("query", fontsize=9)
         if query is not None:
             axis.add_patch(_row_box(query, seq))
     if image is not None and ax is None:
@@ -109,7 +109,7 @@ def token_strip(tokens: Sequence[str], values: Any = None, *, title: str | None 
     axis.add_collection(boxes, autolim=False)
     for i, (tok, v, face) in enumerate(zip(tokens, vals, faces)):
         dark = np.isfinite(v) and sum(face[:3]) < 1.5
-        axis.text(i + 0.475, 0.5, str(tok), ha="center", va="center", fontsize=7,
+        axis.text(i + 0.475, 0.5, str(tok), ha="center", va="center", fontsize=9,
                   color="white" if dark else "black")
     if highlight is not None:
         axis.add_patch(Rectangle((highlight - 0.05, -0.08), 1.05, 1.16, fill=False, edgecolor="#d62728", lw=2))

@@ -168,7 +168,7 @@ class FeatureDashboard:
         self.ax_hist.set_yscale("log")
         self.ax_hist.yaxis.set_minor_locator(NullLocator())  # minor log ticks cost more than the whole histogram
         self.ax_hist.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))  # 1, 10, 100: no mathtext
-        self.ax_hist.set_xlabel("activation (colour: same scale as the examples)", fontsize=8)
+        self.ax_hist.set_xlabel("activation (colour: same scale as the examples)", fontsize=9)
         self.ax_hist.xaxis.set_major_locator(MaxNLocator(5))
         self.densities = None
         if densities is not None:  # the same for every feature: drawn once, only the red line moves
@@ -177,7 +177,7 @@ class FeatureDashboard:
             counts, self._dens_edges = np.histogram(d, bins=30)
             self.ax_dens.stairs(counts, self._dens_edges, fill=True, color="0.7")
             self.dens_line = self.ax_dens.axvline(0.0, color="#d62728", lw=2)
-            self.ax_dens.set_xlabel("log10 density (all features; red: this one)", fontsize=8)
+            self.ax_dens.set_xlabel("log10 density (all features; red: this one)", fontsize=9)
         else:
             self.ax_dens.set_xticks([])
             self.ax_dens.set_ylim(0, 1)
@@ -231,11 +231,11 @@ class FeatureDashboard:
             names_, scores = zip(*matches)
             ax.barh(range(len(scores)), scores, color="#a1d99b")
             for i, (label, score) in enumerate(zip(names_, scores)):
-                ax.text(0.01, i, f"{label}  ({score:.2f})", va="center", fontsize=7)
+                ax.text(0.01, i, f"{label}  ({score:.2f})", va="center", fontsize=10)
             ax.set_ylim(len(scores) - 0.5, -0.5)
             ax.set_title("best-matching labels (|r|)", fontsize=9)
         else:
-            ax.text(0.5, 0.5, "no label matches\n(pass labels=)", ha="center", va="center", fontsize=8,
+            ax.text(0.5, 0.5, "no label matches\n(pass labels=)", ha="center", va="center", fontsize=10,
                     transform=ax.transAxes)
             ax.set_title("best-matching labels", fontsize=9)
 
@@ -251,5 +251,5 @@ class FeatureDashboard:
                                            reduce="max")
             draw_task(self.data.task, example, overlay, axis, vmin=lo, vmax=hi, cmap=self.cmap, shared=self._shared)
             tok = self.data.task.vocab.tokens[int(example.tokens[pos])]
-            axis.set_title(f"example {ex}: max {val:.2f} at {pos} ({tok})", fontsize=8)
+            axis.set_title(f"example {ex}: max {val:.2f} at {pos} ({tok})", fontsize=9)
         return self.fig

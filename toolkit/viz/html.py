@@ -54,9 +54,9 @@ def heatmap_html(matrix: Any, row_labels: Sequence[Any] | None = None, col_label
     lut = _lut(cmap)
     esc = html.escape
     width = f"{cell_px * 2.6 if annotate else cell_px}px"
-    out = [f"<table class='{css_class}' style='border-collapse:collapse;font:9px monospace;line-height:1'>"]
+    out = [f"<table class='{css_class}' style='border-collapse:collapse;font:12px monospace;line-height:1'>"]
     if title:
-        out.append(f"<caption style='font:11px sans-serif;text-align:left'>{esc(title)}</caption>")
+        out.append(f"<caption style='font:13px sans-serif;text-align:left'>{esc(title)}</caption>")
     out.append("<tr><th></th>" + "".join(
         f"<th style='writing-mode:vertical-rl;transform:rotate(180deg);font-weight:normal;padding:1px'>{esc(c)}</th>"
         for c in cols) + "</tr>")

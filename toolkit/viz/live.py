@@ -135,7 +135,7 @@ class TaskPanels:
         for ax, ex, ov, ti, (lo, hi) in zip(self.axes, examples, overlays, titles, ranges):
             draw_task(self.task, ex, ov, ax, vmin=lo, vmax=hi, cmap=self.cmap, shared=self._shared)
             if ti:
-                ax.set_title(f"{ti}\n{ax.get_title()}" if prefix_titles else ti, fontsize=9 if prefix_titles else 8)
+                ax.set_title(f"{ti}\n{ax.get_title()}" if prefix_titles else ti, fontsize=9)
         shown = [bool(given)] if self.shared else [v is not None for v in vals]
         for mappable, bar, (lo, hi), show in zip(self.mappables, self.colorbars, ranges, shown):
             if tuple(mappable.get_clim()) != (lo, hi):  # re-ticking a colour bar costs more than a panel

@@ -1,9 +1,11 @@
-"""Probe results: layer x label heatmaps (with control / selectivity), accuracy-vs-layer curves, confusion matrices.
+"""Probe results: depth x label heatmaps (with selectivity / vs random-init / vs baseline), score-vs-depth curves,
+confusion matrices. Names follow :mod:`toolkit.viz.names`.
 
 The plots read a *long table*, one row per (label, layer) fit: a ``probes.sweep(...)`` result (anything with
 ``.table()``), a pandas DataFrame, or a list of dicts. Column names are arguments, so any table works::
 
     viz.probe_heatmap(result, value="score", control="control")        # score | control | selectivity
+    viz.probe_heatmap(result, value="score", control="random_init")    # score | random_init | vs random-init
     viz.probe_curves(result, err="score_std", baseline="baseline")
 """
 
@@ -17,6 +19,7 @@ from matplotlib.figure import Figure
 
 from toolkit.viz.attention import _as_numpy
 from toolkit.viz.figure import subplots
+from toolkit.viz.names import depth_name, difference_name, resid_depth
 
 
 def records(table: Any) -> list[dict[str, Any]]:
@@ -47,6 +50,8 @@ def _need(rows: list[dict[str, Any]], *cols: str | None) -> None:
 
 def _order(values: Sequence[Any]) -> list[Any]:
     seen = list(dict.fromkeys(values))
+    if seen and all(isinstance(v, str) and resid_depth(v) is not None for v in seen):
+        return sorted(seen, key=resid_depth)  # residual-stream hooks: by depth, not alphabetically
     try:
         return sorted(seen)
     except TypeError:
@@ -69,15 +74,17 @@ def pivot(table: Any, row: str = "label", col: str = "layer", value: str = "scor
 def probe_heatmap(table: Any, *, row: str = "label", col: str = "layer", value: str = "score",
                   control: str | None = None, annotate: bool = True, selected: tuple[Any, Any] | None = None,
                   cmap: str = "viridis", title: str | None = None) -> Figure:
-    """Heatmap of ``value`` over (row, col); with ``control`` also the control and the selectivity
-    (``value - control``) side by side. ``selected=(row_key, col_key)`` outlines one cell."""
+    """Heatmap of ``value`` over (row, col); with ``control`` also that column and ``value - control`` side by
+    side, named by :func:`~toolkit.viz.names.difference_name` (``control="control"``: selectivity;
+    ``"random_init"``: vs random-init; ``"baseline"``: vs baseline). Hook names in ``col`` are shown as depths.
+    ``selected=(row_key, col_key)`` outlines one cell."""
     rk, ck, score = pivot(table, row, col, value)
     panels = [(value, score, cmap, (0.0, 1.0) if np.nanmax(score) <= 1 and np.nanmin(score) >= 0 else None)]
     if control is not None:
         _, _, ctrl = pivot(table, row, col, control)
         sel = score - ctrl
         lim = float(np.nanmax(np.abs(sel))) if np.isfinite(sel).any() else 1.0
-        panels += [(control, ctrl, cmap, panels[0][3]), (f"selectivity ({value} − {control})", sel, "RdBu_r",
+        panels += [(control, ctrl, cmap, panels[0][3]), (difference_name(value, control), sel, "RdBu_r",
                                                           (-lim, lim))]
     w = 0.55 * len(ck) + 1.6
     fig, axes = subplots(1, len(panels), width=max(3.4, w) * len(panels), height=0.32 * len(rk) + 1.6)
@@ -85,15 +92,16 @@ def probe_heatmap(table: Any, *, row: str = "label", col: str = "layer", value: 
     for i, (axis, (name, mat, cm, lim)) in enumerate(zip(axes, panels)):
         lo, hi = lim if lim is not None else (np.nanmin(mat), np.nanmax(mat))
         im = axis.imshow(mat, cmap=cm, vmin=lo, vmax=hi, aspect="auto", interpolation="nearest")
-        axis.set_xticks(range(len(ck)), [str(c) for c in ck], fontsize=8)
-        axis.set_yticks(range(len(rk)), [str(r) for r in rk] if i == 0 else [], fontsize=8)
-        axis.set_xlabel(col, fontsize=8)
+        axis.set_xticks(range(len(ck)), [depth_name(c) if isinstance(c, str) else str(c) for c in ck], fontsize=9,
+                        rotation=90 if any(isinstance(c, str) for c in ck) else 0)
+        axis.set_yticks(range(len(rk)), [str(r) for r in rk] if i == 0 else [], fontsize=9)
+        axis.set_xlabel(col, fontsize=9)
         axis.set_title(name, fontsize=9)
         if annotate and mat.size <= 400:
             for (a, b), v in np.ndenumerate(mat):
                 if np.isfinite(v):
                     frac = (v - lo) / (hi - lo + 1e-12)
-                    axis.text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=6.5,
+                    axis.text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=8,
                               color="white" if (frac < 0.5 if cm == cmap else abs(frac - 0.5) > 0.35) else "black")
         if selected is not None and selected[0] in rk and selected[1] in ck:
             from matplotlib.patches import Rectangle
@@ -109,7 +117,7 @@ def probe_heatmap(table: Any, *, row: str = "label", col: str = "layer", value: 
 def probe_curves(table: Any, *, x: str = "layer", y: str = "score", hue: str = "label", err: str | None = None,
                  control: str | None = None, baseline: str | None = None, labels: Sequence[Any] | None = None,
                  ylabel: str | None = None, title: str | None = None, ax: Any = None) -> Figure:
-    """``y`` against ``x`` (accuracy vs layer), one line per ``hue`` value, with ``err`` as error bars,
+    """``y`` against ``x`` (accuracy vs depth), one line per ``hue`` value, with ``err`` as error bars,
     the ``control`` (e.g. the random-init model) dashed and the trivial ``baseline`` dotted in the same colour."""
     rows = records(table)
     _need(rows, x, y, hue, err, control, baseline)
@@ -155,10 +163,10 @@ def confusion_matrix(y_true: Any, y_pred: Any, *, class_names: Sequence[str] | N
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
     fig, axis = subplots(width=0.32 * k + 2.4, height=0.3 * k + 1.8, ax=ax)
     im = axis.imshow(mat, cmap="Blues", vmin=0, vmax=1 if normalize else None, interpolation="nearest")
-    axis.set_xticks(range(k), names, fontsize=7, rotation=90 if k > 10 else 0)
-    axis.set_yticks(range(k), names, fontsize=7)
-    axis.set_xlabel("predicted", fontsize=8)
-    axis.set_ylabel("true", fontsize=8)
+    axis.set_xticks(range(k), names, fontsize=9, rotation=90 if k > 10 else 0)
+    axis.set_yticks(range(k), names, fontsize=9)
+    axis.set_xlabel("predicted", fontsize=9)
+    axis.set_ylabel("true", fontsize=9)
     acc = float((t == p).mean()) if t.size else float("nan")
     axis.set_title(title or f"accuracy {acc:.1%} (n={t.size})", fontsize=9)
     if ax is None:

@@ -19,6 +19,17 @@ from toolkit.viz.attention import _as_numpy
 from toolkit.viz.figure import subplots
 
 
+def task_legend(task: Any) -> str:
+    """What the marks of ``task.render`` mean (the colours are the overlay's, see its colour bar)."""
+    if hasattr(task, "n_nodes"):
+        return "square: the root; thick red ring: the goal; red edges: the root → goal path"
+    if hasattr(task, "n_vertices"):
+        return "square: the query's source; thick red ring: its target"
+    if hasattr(task, "size"):
+        return "black lines: walls; red o: the origin; red x: the target; red line: the solution path"
+    return ""
+
+
 def n_elements(task: Any) -> int:
     """How many nodes / cells / vertices a task's picture has (the length of an overlay)."""
     hook = getattr(task, "n_elements", None)

@@ -42,8 +42,9 @@ class AttentionExplorer(Explorer):
                              f"{n_heads} heads")
         self._control("example", W.IntSlider(value=example, min=0, max=self.n - 1, description="example",
                                              continuous_update=False), before=lambda _: self._set_queries(None))
-        self._control("layer", W.ToggleButtons(options=list(range(n_layers)), value=layer, description="layer",
-                                               style={"button_width": "36px"}))
+        self._control("layer", W.ToggleButtons(  # a component name (L{layer}H{head}), not a depth: see viz.names
+            options=list(range(n_layers)), value=layer, description="layer", style={"button_width": "36px"},
+            tooltips=[f"block {i}: its heads read depth {i} and write into depth {i + 1}" for i in range(n_layers)]))
         self._control("head", W.ToggleButtons(options=list(range(n_heads)), value=head, description="head",
                                               style={"button_width": "36px"}))
         self._control("query", W.Dropdown(description="query", layout=W.Layout(width="220px")))

@@ -30,8 +30,9 @@ class FeatureBrowser(Explorer):
         match_threshold: a latent "matches nothing" when its best |r| is below this.
         top_k: top-activating examples drawn in the dashboard.
 
-    Controls: ``sort``, ``latent``, ``example``. Views: ``dashboard`` (image), ``example`` (the example with the
-    latent overlaid), ``where`` (HTML: the latents most active on the example, by position).
+    Controls: ``sort``, ``latent``, ``example``. Views: ``dashboard`` (image), ``legend`` (HTML: what the colours
+    and marks of the task pictures mean), ``example`` (the example with the latent overlaid), ``where`` (HTML: the
+    latents most active on the example, by position; the selected latent is always among them, outlined).
     """
 
     def __init__(self, sae: Any, acts: Any, data: Any = None, *, hook: str | None = None,
@@ -77,7 +78,13 @@ class FeatureBrowser(Explorer):
                                             description="example", layout=W.Layout(width="180px")))
         self._set_latents(latent)
         self._finish(W.VBox([self.controls["sort"], self.controls["latent"]]), self._image("dashboard"),
-                     self.controls["example"], W.HBox([self._image("example"), self._html("where")]))
+                     self._html("legend"), self.controls["example"],
+                     W.HBox([self._image("example"), self._html("where")]))
+        self.views["legend"].value = (
+            "<div style='font-size:12px;color:#333;max-width:880px'><b>Task pictures:</b> a node's (cell's) colour is "
+            "the selected latent's largest activation at the tokens that name it, on the colour scale of the "
+            "histogram above (and of the colour bar below); uncoloured: no token names it. "
+            f"{viz.task_legend(self.task)}.</div>")
 
     # ---------------------------------------------------------------- ordering
     def order(self, sort: str) -> list[int]:
@@ -131,11 +138,14 @@ class FeatureBrowser(Explorer):
         f = self.latents[rows]  # [positions, d_sae]
         pos = self.acts.position[rows].tolist()
         top = torch.argsort(f.max(0).values, descending=True)[:12].tolist()
+        if i not in top:  # keep the selected latent in view, in place of the 12th
+            top = top[:11] + [i]
         toks = [self.task.vocab.tokens[int(t)] for t in example.tokens[pos]]
         self.views["where"].value = viz.heatmap_html(
-            f[:, top].T, [f"#{j}" for j in top], [f"{p}:{t}" for p, t in zip(pos, toks)], cmap="viridis",
-            vmin=0.0, highlight_row=top.index(i) if i in top else None, row_name="latent", col_name="position",
-            title=f"most active latents on example {ex}")
+            f[:, top].T, [f"#{j} (selected)" if j == i else f"#{j}" for j in top],
+            [f"{p}:{t}" for p, t in zip(pos, toks)], cmap="viridis", vmin=0.0, highlight_row=top.index(i),
+            row_name="latent", col_name="position",
+            title=f"most active latents on example {ex} (outlined: the selected latent {i})")
 
     def _describe(self) -> str:
         s = self.state()

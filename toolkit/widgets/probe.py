@@ -1,6 +1,7 @@
-"""ProbeExplorer: the label x layer table of a probe sweep as a clickable heatmap; a cell shows its numbers
-(score, trivial baseline, control / selectivity, random-init twin), its confusion matrix and the probe's
-per-position predictions on one example."""
+"""ProbeExplorer: the label x depth table of a probe sweep as a clickable heatmap; a cell shows its numbers
+(score, trivial baseline, control task, random-init twin and the differences: selectivity, vs baseline,
+vs random-init), its confusion matrix and the probe's per-position predictions on one example. Names follow
+:mod:`toolkit.viz.names` (columns are depths, the hook name shows on hover)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 from toolkit import viz
 from toolkit.widgets.base import Explorer
 
-VALUES = ("score", "selectivity", "vs baseline", "vs random init")
+VALUES = ("score", "selectivity", "vs baseline", "vs random-init")
 
 
 def _cell_value(row: dict[str, Any], which: str) -> float:
@@ -39,8 +40,10 @@ class ProbeExplorer(Explorer):
             predictions (the sweep keeps the probes, not the rows).
         label, hook: the initially selected cell.
 
-    Controls: ``value`` (what the heatmap shows), ``label``, ``hook`` (the selected cell; clicking a heatmap
-    button sets both), ``example``. Views: ``grid`` (buttons), ``cell`` (HTML numbers), ``confusion``
+    Controls: ``value`` (what the heatmap shows: the score, selectivity = score − control-task score,
+    vs baseline = score − trivial baseline, vs random-init = score − random-init twin), ``label``, ``hook``
+    (the selected cell, shown as its depth; clicking a heatmap button sets both), ``example``. Views: ``grid``
+    (buttons), ``cell`` (HTML numbers), ``confusion``
     (image: confusion matrix, or predicted-vs-true for regression), ``example`` (image: per-position
     predictions on one example).
     """
@@ -64,15 +67,16 @@ class ProbeExplorer(Explorer):
         hook = hook or self.hooks[-1]
         if (label, hook) not in self.rows:
             raise KeyError(f"no cell ({label!r}, {hook!r}); labels: {self.labels}; hooks: {self.hooks}")
-        self._control("value", W.ToggleButtons(options=list(VALUES), value=value, description="colour by"))
+        self._control("value", W.ToggleButtons(options=list(VALUES), value=value, description="colour by",
+                                               style={"button_width": "auto"}))
         self._control("label", W.Dropdown(options=self.labels, value=label, description="label"))
-        self._control("hook", W.Dropdown(options=self.hooks, value=hook, description="hook",
-                                         layout=W.Layout(width="320px")))
+        self._control("hook", W.Dropdown(options=[(f"{viz.depth_name(h)} ({h})", h) for h in self.hooks],
+                                         value=hook, description="depth", layout=W.Layout(width="340px")))
         examples = sorted(set(acts.example_index.tolist())) if acts is not None else [0]
         self._control("example", W.Dropdown(options=examples, value=example if example is not None else examples[0],
                                             description="example", layout=W.Layout(width="180px")))
         self.buttons: dict[tuple[str, str], W.Button] = {}
-        cells: list[W.Widget] = [W.Label("")] + [W.Label(self._short(h), layout=W.Layout(width="60px"))
+        cells: list[W.Widget] = [W.Label("")] + [W.HTML(viz.depth_html(h), layout=W.Layout(width="60px"))
                                                  for h in self.hooks]
         for lab in self.labels:
             cells.append(W.Label(lab, layout=W.Layout(width="130px")))
@@ -87,13 +91,14 @@ class ProbeExplorer(Explorer):
                                                 grid_gap="2px"))
         grid.add_class("searchlight-probe-grid")
         self.views["grid"] = grid
-        self._finish(self.controls["value"], grid,
+        note = W.HTML(f"<span style='font-size:12px;color:#555'>columns: {viz.DEPTH_NOTE}; hover a column or a "
+                      "cell for its hook. selectivity = score − control-task score (Hewitt &amp; Liang); "
+                      "vs baseline = score − trivial baseline; vs random-init = score − random-init twin. "
+                      "<b>found</b> = beats both baseline and random-init twin by a margin.</span>",
+                      layout=W.Layout(max_width="900px"))
+        self._finish(self.controls["value"], grid, note,
                      W.HBox([self.controls["label"], self.controls["hook"], self.controls["example"]]),
                      W.HBox([self._html("cell"), self._image("confusion")]), self._image("example"))
-
-    @staticmethod
-    def _short(hook: str) -> str:
-        return "embed" if hook == "blocks.0.hook_resid_pre" else hook.replace("blocks.", "L").split(".hook_")[0]
 
     def select(self, label: str, hook: str) -> None:
         """Select a cell (what clicking its button does)."""
@@ -142,7 +147,8 @@ class ProbeExplorer(Explorer):
             b.style.font_weight = "bold" if key == sel else "normal"
             b.layout.border = "3px solid #d62728" if key == sel else "1px solid #ccc"
             found = self.rows.get(key, {}).get("found")
-            b.tooltip = f"{key[0]} @ {key[1]}: {which} {v:.3f}" + (" (found)" if found else "")
+            b.tooltip = f"{key[0]} @ {key[1]} ({viz.depth_name(key[1])}): {which} {v:.3f}" + (
+                " (found)" if found else "")
 
     def _cell_html(self, row: dict[str, Any], n_rows: str) -> str:
         def f(key: str) -> str:
@@ -150,14 +156,21 @@ class ProbeExplorer(Explorer):
             return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else (
                 f"{v:.3f}" if isinstance(v, float) else str(v))
 
+        def diff(which: str) -> str:
+            v = _cell_value(row, which)
+            return f"{v:+.3f}" if np.isfinite(v) else "–"
+
         items = [("metric", row.get("metric", "score")), ("score", f"{f('score')} ± {f('score_std')}"),
                  ("chance", f("chance")), (f"trivial baseline ({row.get('baseline_name') or '-'})", f("baseline")),
-                 ("control task", f("control")), ("selectivity", f("selectivity")),
-                 ("random-init twin", f("random_init")), ("found", f("found")),
+                 ("control task", f("control")), ("random-init twin", f("random_init")),
+                 ("selectivity (score − control task)", f("selectivity")),
+                 ("vs baseline (score − baseline)", diff("vs baseline")),
+                 ("vs random-init (score − twin)", diff("vs random-init")),
+                 ("found (beats baseline and twin by a margin)", f("found")),
                  ("train / test rows", f"{f('n_train')} / {f('n_test')}"), ("rows shown here", n_rows)]
         body = "".join(f"<tr><td>{k}</td><td><b>{v}</b></td></tr>" for k, v in items)
         return (f"<table class='searchlight-probe-cell-info' style='font-size:12px'><caption><b>{row['label']}</b> "
-                f"@ <code>{row['hook']}</code></caption>{body}</table>")
+                f"@ <b>{viz.depth_name(row['hook'])}</b> (<code>{row['hook']}</code>)</caption>{body}</table>")
 
     def _draw(self) -> None:
         s = self.state()
@@ -173,7 +186,7 @@ class ProbeExplorer(Explorer):
         self.views["cell"].value = self._cell_html(row, f"{len(idx)} (all rows, train + test)")
         if self.changed != "example":
             def confusion() -> Any:
-                title = f"{s['label']} @ {self._short(s['hook'])}"
+                title = f"{s['label']} @ {viz.depth_name(s['hook'])}"
                 if lab.kind == "regression":
                     panel = self._figure("confusion", "scatter", lambda: viz.Panel(3.6, 3.2))
                     return panel.update(viz.prediction_scatter, y, pred, title=title)
@@ -208,14 +221,14 @@ class ProbeExplorer(Explorer):
                                                                        colorbar="RdYlGn", label=what, fraction=0.02))
         self._show("example", lambda: strip.update(
             viz.token_strip, toks, right, vmin=lo, vmax=hi, cmap="RdYlGn", clim=(lo, hi),
-            title=f"example {ex}: {s['label']} probe at {self._short(s['hook'])}, {what} per position "
+            title=f"example {ex}: {s['label']} probe at {viz.depth_name(s['hook'])}, {what} per position "
                   "(blank: undefined)"), key=(s["label"], s["hook"], ex))
 
     def _describe(self) -> str:
         s = self.state()
         row = self.rows[(s["label"], s["hook"])]
         score = row.get("score")
-        return (f"{len(self.labels)} labels x {len(self.hooks)} hooks, selected={s['label']!r} @ {s['hook']!r} "
+        return (f"{len(self.labels)} labels x {len(self.hooks)} depths, selected={s['label']!r} @ {s['hook']!r} "
                 f"(score {score:.3f}), colour={s['value']!r}, example={s['example']}")
 
 

@@ -1,8 +1,9 @@
-"""SearchStateExplorer: step through the layers for one example and watch the decoded search state.
+"""SearchStateExplorer: step through the depths for one example and watch the decoded search state.
 
 Probes read a search-state label (the goal's k-th ancestor, the on-path set, the reachable set, a distance
-map) from the residual stream at one position; the explorer draws the decoded state on the task, layer by
-layer, next to the ground truth.
+map) from the residual stream at one position; the explorer draws the decoded state on the task, depth by
+depth, next to the ground truth. Depths are named as in :mod:`toolkit.viz.names` (depth 0 = the embedding,
+depth d = after block d-1; the hook name shows on hover).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def truth_vector(label: Any, example: int, position: int) -> np.ndarray:
 
 
 class SearchStateExplorer(Explorer):
-    """Decoded search state, layer by layer, on one example.
+    """Decoded search state, depth by depth, on one example.
 
     Args:
         model: the TransformerBridge the probes were trained on.
@@ -88,9 +89,10 @@ class SearchStateExplorer(Explorer):
         probes: ``{label_name: {layer_or_hook: fitted probe}}``; layer ``l`` means ``blocks.l.hook_resid_post``
             and ``"embed"`` the embedding. A probe has ``predict_proba`` (classification) or ``predict``.
 
-    Controls: ``label``, ``example``, ``position`` (where the label is defined), ``layer`` (with a play
-    button). Views: ``state`` (decoded | ground truth, drawn on the task) and ``layers`` (HTML: the decoded
-    answer at every layer, the current one marked).
+    Controls: ``label``, ``example``, ``position`` (where the label is defined), ``layer`` (the depth: one
+    button per probed residual-stream hook, with the play button beside it; stopping leaves the depth where it
+    is). Views: ``state`` (decoded | ground truth, drawn on the task) and ``layers`` (HTML: the decoded answer at
+    every depth, the current one marked).
     """
 
     def __init__(self, model: Any, data: Any, probes: Any, *, label: str | None = None, example: int = 0,
@@ -121,13 +123,15 @@ class SearchStateExplorer(Explorer):
         self._control("example", W.IntSlider(value=example, min=0, max=self.n - 1, description="example",
                                              continuous_update=False), before=refill)
         self._control("position", W.Dropdown(description="position", layout=W.Layout(width="200px")))
-        self._control("layer", W.SelectionSlider(options=[("x", "x")], description="layer", continuous_update=False))
-        self.play = W.Play(interval=900, min=0, max=1, step=1, description="play through layers")
+        self._control("layer", W.ToggleButtons(options=[("x", "x")], description="depth",
+                                               style={"button_width": "auto"}))
+        self.play = W.Play(interval=900, min=0, max=1, step=1, tooltip="play through the depths")
+        self.play.add_class("searchlight-play-depth")
         self.play.observe(self._on_play, names="value")
         self.controls["layer"].observe(self._sync_play, names="value")
         self._set_choices(position, layer)
-        self._finish(W.HBox([W.VBox([self.controls["label"], self.controls["example"]]),
-                             W.VBox([self.controls["position"], W.HBox([self.play, self.controls["layer"]])])]),
+        self._finish(W.HBox([self.controls["label"], self.controls["example"], self.controls["position"]]),
+                     W.HBox([self.controls["layer"], self.play]),
                      self._html("description"), W.HBox([self._image("state"), self._html("layers")]))
 
     # ---------------------------------------------------------------- choices
@@ -155,18 +159,19 @@ class SearchStateExplorer(Explorer):
         if want not in hooks:
             raise ValueError(f"layer={layer!r}: no probe there; probed: {hooks}")
         self.play.max = len(hooks) - 1
-        self._set_quiet("layer", options=[(self._short(h), h) for h in hooks], value=want)
-
-    @staticmethod
-    def _short(hook: str) -> str:
-        return "embed" if hook == "blocks.0.hook_resid_pre" else hook.replace("blocks.", "L").replace(".hook_", " ")
+        self._set_quiet("layer", options=[(viz.depth_name(h), h) for h in hooks], value=want,
+                        tooltips=list(hooks))
 
     def _on_play(self, change: dict[str, Any]) -> None:
         hooks = self._hooks()
+        if not self.play.playing and int(change["new"]) == self.play.min:
+            # the stop button: it pauses and rewinds the play button to its start; keep the depth where it is
+            self._sync_play({"new": self.controls["layer"].value})
+            return
         self.controls["layer"].value = hooks[min(int(change["new"]), len(hooks) - 1)]
 
     def _sync_play(self, change: dict[str, Any]) -> None:
-        """Keep the play button's position on the selected layer (so play continues from there)."""
+        """Keep the play button's position on the selected depth (so play continues from there)."""
         hooks = self._hooks()
         if change["new"] in hooks and self.play.value != hooks.index(change["new"]):
             self.play.unobserve(self._on_play, names="value")
@@ -198,12 +203,12 @@ class SearchStateExplorer(Explorer):
         toks = self.task.vocab.tokens
         where = f"position {s['position']} ({toks[int(ex.tokens[s['position']])]})"
         self.views["description"].value = (f"<b>{lab.name}</b> ({lab.kind}): {lab.description} &mdash; at {where}, "
-                                           f"read from <code>{s['layer']}</code>")
+                                           f"read at <b>{viz.depth_name(s['layer'])}</b> (<code>{s['layer']}</code>)")
         def figure() -> Any:
             if on_task:  # decoded and true state on one colour scale
                 panels = self._figure("state", 2, lambda: viz.TaskPanels(self.task, 2, width=7.2, height=2.9,
                                                                          label="state value"))
-                return panels.update([ex, ex], [pred, true], [f"decoded at {self._short(s['layer'])}",
+                return panels.update([ex, ex], [pred, true], [f"decoded at {viz.depth_name(s['layer'])}",
                                                               "ground truth"])
             # the label is not one value per node / cell (e.g. a move direction): draw the task, list values
             panel = self._figure("state", 1, lambda: viz.TaskPanels(self.task, 1, width=4.6))
@@ -214,7 +219,7 @@ class SearchStateExplorer(Explorer):
         self.views["layers"].value = self._layer_table(lab, true)
 
     def _layer_table(self, lab: Any, true: np.ndarray) -> str:
-        """Per layer: the decoded answer (argmax for classes, top elements / values otherwise) vs the truth."""
+        """Per depth: the decoded answer (argmax for classes, top elements / values otherwise) vs the truth."""
         names = lab.class_names or [str(i) for i in range(max(len(true), 1))]
 
         def summary(vec: np.ndarray) -> str:
@@ -236,12 +241,12 @@ class SearchStateExplorer(Explorer):
         for h in self._hooks():
             vec = self.decoded(h)
             mark = " style='background:#fde0dd'" if h == self.controls["layer"].value else ""
-            rows.append(f"<tr{mark}><td>{self._short(h)}</td><td>{summary(vec)}</td><td>{score(vec)}</td></tr>")
-        return ("<table class='searchlight-layers' style='font-size:11px'><tr><th>layer</th><th>decoded</th>"
+            rows.append(f"<tr{mark}><td>{viz.depth_html(h)}</td><td>{summary(vec)}</td><td>{score(vec)}</td></tr>")
+        return ("<table class='searchlight-layers' style='font-size:12px'><tr><th>depth</th><th>decoded</th>"
                 f"<th>vs truth</th></tr>{''.join(rows)}<tr><td><b>truth</b></td><td>{summary(true)}</td><td></td>"
                 "</tr></table>")
 
     def _describe(self) -> str:
         s = self.state()
         return (f"label={s['label']!r}, example={s['example']}/{self.n - 1}, position={s['position']}, "
-                f"layer={self._short(s['layer'])!r}")
+                f"depth={viz.depth_name(s['layer'])!r}")
