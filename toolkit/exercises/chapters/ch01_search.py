@@ -312,9 +312,12 @@ def _compare_path(got, expected, args) -> str | None:
 function_exercise(
     "01.backward_chain", title="Backward chaining in a tree", difficulty=1, importance=5, minutes=8,
     reference=backward_chain, cases=_backward_cases,
-    hints=["Build a dict that maps every child to its parent: `parent = {child: par for par, child in edges}`.",
-           "Start a list with the goal and keep appending the parent of the last element while it has one.",
-           "You collected goal .. root; the answer runs root .. goal."],
+    hints=["Every node except the root has exactly one parent, so you can walk *up* from the goal until you reach "
+           "the root.",
+           "Turn the edges into a lookup from child to parent, start a list with the goal and keep appending the "
+           "parent of the last element while it has one; you collect goal .. root, and the answer runs root .. goal.",
+           "`parent = {child: par for par, child in edges}`, then `while chain[-1] in parent: "
+           "chain.append(parent[chain[-1]])` and return `chain[::-1]`."],
     mistakes=[Mistake("the path runs goal -> root: reverse it so it starts at the root", _chain_not_reversed),
               Mistake("the root is missing: keep walking up until the node has no parent, and include that node",
                       _chain_without_root),
@@ -326,9 +329,11 @@ function_exercise(
 function_exercise(
     "01.maze_neighbors", title="From passages to neighbours", difficulty=1, importance=3, minutes=5,
     reference=maze_neighbors, cases=_maze_cases,
-    hints=["Start with an empty list for every cell: `{cell: [] for cell in range(n_cells)}`.",
-           "A passage (a, b) is open in both directions: append b to a's list *and* a to b's list.",
-           "Return the lists sorted: `{cell: sorted(v) for cell, v in out.items()}`."],
+    hints=["A passage is open in both directions, and every cell needs an entry, even a walled-in one.",
+           "Start with an empty list for every cell; for each passage (a, b) append b to a's list *and* a to b's "
+           "list; sort the lists at the end.",
+           "`out = {cell: [] for cell in range(n_cells)}`, append both ways in a loop over `passages`, then return "
+           "`{cell: sorted(v) for cell, v in out.items()}`."],
     mistakes=[Mistake("passages are undirected: (a, b) also lets you walk from b to a", _maze_one_way),
               Mistake("sort each neighbour list", _maze_unsorted),
               Mistake("every cell needs an entry, even a walled-in cell with no open passage (empty list)",
@@ -338,12 +343,13 @@ function_exercise(
 function_exercise(
     "01.bfs", title="Breadth-first search", difficulty=2, importance=5, minutes=15,
     reference=bfs_path, cases=_graph_cases, compare=_compare_path, time_limit=2.0,
-    hints=["Keep a FIFO queue (`collections.deque`, `popleft`) of nodes to expand and a dict `came_from` that "
-           "records, for every node you have seen, the node you reached it from.",
-           "Mark a node as seen when you *enqueue* it (put it in `came_from`), not when you pop it, or graphs "
-           "with cycles make you loop.",
-           "When you pop the goal, follow `came_from` back to the start, then reverse. If the queue runs dry, "
-           "return None."],
+    hints=["Breadth-first search expands nodes in the order it discovers them (first in, first out) and remembers, "
+           "for every node it has seen, the node it reached it from.",
+           "Mark a node as seen when you *enqueue* it, not when you pop it, or graphs with cycles make you loop. "
+           "When you pop the goal, follow the recorded predecessors back to the start and reverse; if the queue runs "
+           "dry, return None.",
+           "`came_from = {start: None}`, `queue = deque([start])`; in the loop `node = queue.popleft()`, and for "
+           "each neighbour `m` not in `came_from`: `came_from[m] = node` and `queue.append(m)`."],
     mistakes=[Mistake("the path runs goal -> start: reverse it", _bfs_reversed),
               Mistake("the start node is missing: the path includes both ends", _bfs_no_start),
               Mistake("return None (not an empty list) when the goal cannot be reached",
@@ -355,10 +361,12 @@ function_exercise(
 function_exercise(
     "01.bfs_layers", title="A search trace: BFS layers", difficulty=2, importance=3, minutes=10,
     reference=bfs_layers, cases=_layers_cases, time_limit=2.0,
-    hints=["Layer 0 is `[start]`. Layer k+1 is every neighbour of a layer-k node that no earlier layer contains.",
-           "Keep a `seen` set; add a whole layer to it once you have built it, and build each layer as a set "
-           "so a node reached twice appears once.",
-           "Stop when the next layer would be empty (do not append it); sort each layer."],
+    hints=["Layer k holds exactly the nodes at distance k: layer k+1 is every neighbour of a layer-k node that no "
+           "earlier layer contains.",
+           "Keep a set of the nodes seen so far; build each layer as a set (a node reached twice appears once), add "
+           "it to the seen set, and stop when the next layer would be empty (do not append it). Sort each layer.",
+           "Start with `layers = [[start]]` and `seen = {start}`; each round `nxt = sorted({m for v in layers[-1] "
+           "for m in neighbors.get(v, []) if m not in seen})`."],
     mistakes=[Mistake("each layer should be sorted (`sorted(...)`)", _layers_unsorted),
               Mistake("there is an empty layer at the end: stop before appending an empty layer",
                       _layers_trailing_empty),

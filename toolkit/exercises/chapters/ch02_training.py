@@ -218,10 +218,11 @@ def _compare_acc(got, expected, args):
 function_exercise(
     "02.next_token_loss", title="The masked next-token loss", difficulty=2, importance=5, minutes=10,
     reference=next_token_loss, cases=_loss_cases, compare=_compare_scalar,
-    hints=["The logits at position t predict the token at t + 1: pair `logits[:, :-1]` with `tokens[:, 1:]`.",
-           "Only answer tokens count. `loss_mask` marks the *target* token's position, so shift it like the "
-           "tokens: `mask = loss_mask[:, 1:]`.",
-           "Boolean indexing flattens: `F.cross_entropy(logits[:, :-1][mask], tokens[:, 1:][mask])`."],
+    hints=["The logits at position t predict the token at t + 1, and only answer tokens count.",
+           "Shift by one: pair the logits at positions 0 .. seq-2 with the tokens at 1 .. seq-1. `loss_mask` marks "
+           "the *target* token's position, so shift it like the tokens; then keep only the masked positions.",
+           "`mask = loss_mask[:, 1:]`, then `F.cross_entropy(logits[:, :-1][mask], tokens[:, 1:][mask])` (boolean "
+           "indexing flattens)."],
     mistakes=[Mistake("off by one position: the logits at t predict the token at t + 1, so compare logits[:, :-1] "
                       "with tokens[:, 1:]", _loss_no_shift),
               Mistake("the mask is shifted the wrong way: loss_mask marks the target token, so use loss_mask[:, 1:] "
@@ -237,9 +238,11 @@ function_exercise(
 function_exercise(
     "02.exact_match", title="Exact match", difficulty=1, importance=4, minutes=5,
     reference=exact_match, cases=_exact_cases, compare=_compare_flags,
-    hints=["A position is fine if the prediction is right *or* it is not a target: `(predicted == tokens) | "
-           "~loss_mask`.",
-           "An example is exact when all its positions are fine: `.all(dim=1)`."],
+    hints=["An example is exact when every *target* position is predicted right; what the other positions hold does "
+           "not matter.",
+           "A position is fine if the prediction is right *or* it is not a target; an example is exact when all its "
+           "positions are fine.",
+           "`((predicted == tokens) | ~loss_mask).all(dim=1)`"],
     mistakes=[Mistake("you forgot the mask: positions outside loss_mask may hold anything and must be ignored",
                       _exact_no_mask),
               Mistake("one right target is not enough: every target position must match (all, not any)",
@@ -252,8 +255,10 @@ function_exercise(
 function_exercise(
     "02.accuracy_by_length", title="Accuracy by path length", difficulty=1, importance=3, minutes=5,
     reference=accuracy_by_length, cases=_acc_cases, compare=_compare_acc,
-    hints=["`torch.unique(length)` lists the lengths that occur, already sorted.",
-           "For each length L: `correct[length == L].float().mean()`; store it under `int(L)` as a float."],
+    hints=["Group the examples by path length and average `correct` within each group; only lengths that occur get "
+           "an entry.",
+           "`torch.unique(length)` lists the lengths that occur, already sorted.",
+           "`{int(L): float(correct[length == L].float().mean()) for L in torch.unique(length)}`"],
     mistakes=[Mistake("those are counts of correct examples; divide by the number of examples of that length",
                       _acc_counts),
               Mistake("every length got the overall accuracy: select the examples of each length first",
@@ -266,8 +271,8 @@ function_exercise(
     "02.solved_depth", title="The longest path solved", difficulty=2, importance=3, minutes=5,
     reference=solved_depth, cases=_depth_cases,
     hints=["Walk up from length 1 and stop at the first length that is missing or below the threshold.",
-           "`acc_by_length.get(L, 0.0)` treats a missing length as unsolved; reaching the threshold exactly "
-           "counts (>=)."],
+           "`acc_by_length.get(L, 0.0)` treats a missing length as unsolved; reaching the threshold exactly counts "
+           "(>=)."],
     mistakes=[Mistake("a length after a failure does not count: stop at the first length below the threshold",
                       _depth_ignores_gaps),
               Mistake("off by one: return the last length that passes, not the first that fails",

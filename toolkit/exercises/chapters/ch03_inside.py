@@ -164,12 +164,12 @@ function_exercise(
     "03.edge_score", title="Score heads for edge concatenation", difficulty=3, importance=4, minutes=12,
     reference=edge_score, cases=_edge_cases,
     compare=lambda got, exp, args: diff_tensor(got, exp, name="edge score", atol=1e-5),
-    hints=["`pattern[i, h, q, k]` is how much query position q attends to key position k. For a target token at "
-           "position t, you want `pattern[i, h, t, t - 1]`.",
-           "`mask.nonzero()` gives the (example, position) pairs of all target tokens; index with them, or take "
-           "`pattern.diagonal(offset=-1, dim1=2, dim2=3)` (entry t is query t + 1 -> key t).",
-           "Average over all target tokens of all examples, keeping the head dimension: the result has shape "
-           "`[n_heads]`."],
+    hints=["For a target token at position t you want the attention from query t to key t - 1, for every head; then "
+           "average over all target tokens of all examples, keeping one number per head.",
+           "Entry `pattern[i, h, q, k]` is how much query q attends to key k. The attention from each position to "
+           "the one before it lies on the diagonal just below the main one.",
+           "`before = pattern.diagonal(offset=-1, dim1=2, dim2=3)` is [n, head, seq - 1] (entry t: query t + 1 -> "
+           "key t); select the targets with `before.transpose(1, 2)[target_mask[:, 1:]]` and take `.mean(0)`."],
     mistakes=[Mistake("query and key are swapped: rows (dim 2) are queries; read from the target (query t) to "
                       "its source (key t - 1)", _edge_swapped),
               Mistake("off by one position: the source S_A sits one position before the target T_B (key t - 1), "
@@ -182,8 +182,11 @@ function_exercise(
 function_exercise(
     "03.top_heads", title="Rank the heads", difficulty=1, importance=2, minutes=5,
     reference=top_heads, cases=_top_cases, compare=_compare_top,
-    hints=["Flatten the [n_layers, n_heads] scores and sort them in descending order.",
-           "A flat index i is layer `i // n_heads`, head `i % n_heads`."],
+    hints=["Rank all (layer, head) scores together, best first, and turn each rank back into a layer and a head.",
+           "Flatten the [n_layers, n_heads] scores and sort them in descending order; a flat index i is layer i // "
+           "n_heads, head i % n_heads.",
+           "`best = scores.flatten().argsort(descending=True)[:k]`, then `[(int(i) // n_heads, int(i) % n_heads) for "
+           "i in best]`."],
     mistakes=[Mistake("best first: sort in descending order", _top_ascending),
               Mistake("return (layer, head), not (head, layer)", _top_head_layer),
               Mistake("return (layer, head) pairs, not flat indices into the flattened scores", _top_flat),
@@ -195,10 +198,11 @@ function_exercise(
     "03.attention_between", title="Attention between two positions", difficulty=2, importance=4, minutes=8,
     reference=attention_between, cases=_between_cases,
     compare=lambda got, exp, args: diff_tensor(got, exp, name="attention", atol=1e-5),
-    hints=["For example i you want `pattern[i, :, query_pos[i], key_pos[i]]`, a vector over heads.",
-           "Index the example dimension too: `pattern[torch.arange(n), :, query_pos, key_pos]` pairs example i "
-           "with its own positions (shape `[n, head]`).",
-           "Then average over the examples."],
+    hints=["Each example has its own query and key position; you want one attention value per (example, head), then "
+           "the average over the examples.",
+           "Index the example dimension together with the positions, so that example i is paired with its own "
+           "`query_pos[i]` and `key_pos[i]` (shape [n, head]), not with every example's positions.",
+           "`rows = torch.arange(n)`, then `pattern[rows, :, query_pos, key_pos].mean(0)`."],
     mistakes=[Mistake("query and key are swapped: dim 2 is the query (where attention comes from), dim 3 the key",
                       _between_swapped),
               Mistake("pattern[:, :, query_pos, key_pos] pairs every example with every example's positions; index "

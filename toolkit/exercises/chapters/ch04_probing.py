@@ -257,10 +257,13 @@ def _first_cases():
 function_exercise(
     "04.split_by_example", title="Split by example, not by row", difficulty=2, importance=5, minutes=10,
     reference=split_by_example, cases=_split_cases, compare=_check_split, extra=_split_seeds,
-    hints=["Work with the distinct examples: `examples = torch.unique(example_index)`.",
-           "Shuffle them with `torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed))` and "
-           "take the first `round(test_frac * len(examples))` as test examples.",
-           "`test = torch.isin(example_index, test_examples)` marks their rows; `train = ~test`."],
+    hints=["Split *examples*, not rows: all rows of one example go to the same side, and the same seed gives the "
+           "same split.",
+           "Shuffle the distinct example ids with a seeded generator, take the first `test_frac` of them as test "
+           "examples, and mark every row whose example is one of them.",
+           "`examples = torch.unique(example_index)`, `shuffled = examples[torch.randperm(len(examples), "
+           "generator=torch.Generator().manual_seed(seed))]`, `test = torch.isin(example_index, "
+           "shuffled[:round(test_frac * len(examples))])`; return `(~test, test)`."],
     mistakes=[Mistake(LEAK, _split_rows), Mistake(FRACTION, _split_swapped),
               Mistake(NO_SHUFFLE, _split_first_examples)],
 )
@@ -268,9 +271,11 @@ function_exercise(
 function_exercise(
     "04.probe_accuracy", title="An honest probe score", difficulty=1, importance=5, minutes=5,
     reference=probe_accuracy, cases=_probe_cases, compare=_compare_accuracy,
-    hints=["`sklearn.linear_model.LogisticRegression(max_iter=1000)` has `fit(X, y)` and `score(X, y)`; convert "
-           "tensors with `.numpy()`.",
-           "Fit on the training rows only, score on the test rows only."],
+    hints=["An honest score: fit on the training rows only, score on the held-out test rows only.",
+           "scikit-learn's `LogisticRegression` has `fit` and `score` (accuracy); it takes numpy arrays, so convert "
+           "the tensors.",
+           "`LogisticRegression(max_iter=1000).fit(X_train.numpy(), y_train.numpy()).score(X_test.numpy(), "
+           "y_test.numpy())`, returned as a float."],
     mistakes=[Mistake("this is the score of a probe fitted on the test rows: fit on the training rows, score on "
                       "the test rows", _fit_on_test),
               Mistake("this is the accuracy on the training rows: score on the held-out test rows", _score_on_train),
@@ -280,9 +285,11 @@ function_exercise(
 function_exercise(
     "04.control_labels", title="A control task", difficulty=2, importance=4, minutes=8,
     reference=control_labels, cases=_control_cases, compare=_check_control, extra=_control_seeds,
-    hints=["Build a lookup table with one random class per possible token id: "
-           "`torch.randint(0, n_classes, (int(tokens.max()) + 1,), generator=g)`.",
-           "Index the table with the tokens: `table[tokens]` gives every row its token's class."],
+    hints=["Every token *type* gets one fixed random class, so all rows with the same token get the same label.",
+           "Draw a lookup table with one random class per possible token id from a seeded generator, then look each "
+           "row's token up in it.",
+           "`table = torch.randint(0, n_classes, (int(tokens.max()) + 1,), "
+           "generator=torch.Generator().manual_seed(seed))`, then `table[tokens]`."],
     mistakes=[Mistake(PER_ROW, _control_per_row), Mistake(NOT_RANDOM, _control_modulo),
               Mistake(RANGE, _control_off_by_one)],
 )
@@ -290,9 +297,12 @@ function_exercise(
 function_exercise(
     "04.first_layer", title="Where does it become decodable?", difficulty=1, importance=4, minutes=5,
     reference=first_layer_found, cases=_first_cases,
-    hints=["Go through the depths in increasing order (`sorted(scores)`), not in the dict's order.",
-           "Return the first depth (the key, not its position) whose score is above `baseline + margin`; if none "
-           "is, return None."],
+    hints=["Go through the depths from shallow to deep and stop at the first one that beats the baseline by more "
+           "than the margin.",
+           "Use the depths in increasing order, not the dict's order, and return the depth itself (the key), not its "
+           "position in the list; None if no depth beats it.",
+           "`for depth in sorted(scores): if scores[depth] > baseline + margin: return depth`, and `return None` "
+           "after the loop."],
     mistakes=[Mistake("that is the best depth; the question is the *first* depth that beats the baseline",
                       _first_best),
               Mistake("beat the baseline by more than the margin, not just by any amount", _first_no_margin),

@@ -303,9 +303,11 @@ def _cmp(name: str):
 function_exercise(
     "05.logit_diff", title="The logit difference", difficulty=2, importance=5, minutes=10,
     reference=logit_diff, cases=_ld_cases, compare=_cmp("logit difference"),
-    hints=["For each example i you need one row of logits: `logits[i, pos[i]]`, shape [vocab].",
-           "Index with two index tensors: `rows = torch.arange(n)`, then `logits[rows, pos]` is [n, vocab].",
-           "From that [n, vocab] matrix take `[rows, good]` and `[rows, bad]` and subtract."],
+    hints=["For each example you need one row of logits (the one at its own position pos[i]), and from that row two "
+           "entries: the good token's minus the bad token's.",
+           "Index with tensors of example numbers so that example i is paired with its own position and its own "
+           "tokens; first pick the [n, vocab] rows, then the two columns.",
+           "`rows = torch.arange(n)`, `at = logits[rows, pos]`, then `at[rows, good] - at[rows, bad]`."],
     mistakes=[Mistake("you read the logits one position too late: the logits at position `pos` already predict "
                       "the answer (the model predicts the *next* token)", _ld_next_pos),
               Mistake("use the raw logits, not probabilities: the logit difference is linear in the residual "
@@ -345,10 +347,12 @@ function_exercise(
 function_exercise(
     "05.knockout_pattern", title="Attention knockout", difficulty=3, importance=4, minutes=15,
     reference=knockout_pattern, cases=_ko_cases, compare=_cmp("pattern"),
-    hints=["Work on a copy (`pattern.clone()`) and only on `[:, head]`, a [n, q, k] tensor like `block`.",
-           "`p.masked_fill(block, 0.0)` zeroes the blocked entries.",
-           "Divide each query row by its new sum over the keys (`sum(-1, keepdim=True)`), except rows whose sum "
-           "is 0: keep those at 0 (`torch.where`)."],
+    hints=["Only one head changes: zero its blocked entries, then rescale each query's remaining weights so they sum "
+           "to 1 again; a query whose weights are all blocked stays at 0. Do not modify the input.",
+           "Work on a copy and on `[:, head]` only, a [n, q, k] tensor like `block`; divide each query row by its "
+           "new sum over the keys, except where that sum is 0.",
+           "`out = pattern.clone()`, `p = out[:, head].masked_fill(block, 0.0)`, `total = p.sum(-1, keepdim=True)`, "
+           "`out[:, head] = torch.where(total > 0, p / total.clamp_min(1e-12), p)`."],
     mistakes=[Mistake("after zeroing the blocked entries, rescale each query's remaining weights so they sum to "
                       "1 again (blocking a score before the softmax does exactly that)", _ko_no_renorm),
               Mistake("only `head` should be changed; the other heads keep their patterns", _ko_all_heads),
@@ -360,8 +364,11 @@ function_exercise(
 function_exercise(
     "05.mean_diff_direction", title="A steering direction", difficulty=1, importance=4, minutes=5,
     reference=mean_diff_direction, cases=_md_cases, compare=_cmp("direction"),
-    hints=["Split the rows with the boolean mask `labels == target`.",
-           "Mean of the target rows minus mean of the *other* rows (`~mask`), over dim 0. Do not normalise."],
+    hints=["The direction from the other rows to the target rows: the difference of the two groups' means, not "
+           "normalised.",
+           "Split the rows with the boolean mask `labels == target` and its negation; average each group over the "
+           "rows (dim 0).",
+           "`acts[labels == target].mean(0) - acts[labels != target].mean(0)`"],
     mistakes=[Mistake("the direction points away from the target class: target mean minus the others' mean",
                       _md_reversed),
               Mistake("subtract the mean of the *other* rows, not the mean of all rows", _md_overall_mean),
@@ -373,8 +380,8 @@ function_exercise(
     "05.project_out", title="Erase a subspace", difficulty=2, importance=5, minutes=10,
     reference=project_out, cases=_po_cases, compare=_cmp("erased activations"),
     hints=["Projecting out several directions one at a time is only correct when they are orthonormal.",
-           "`Q, _ = torch.linalg.qr(directions.T)` gives a [d, k] matrix whose columns are an orthonormal basis "
-           "of the same span.",
+           "`Q, _ = torch.linalg.qr(directions.T)` gives a [d, k] matrix whose columns are an orthonormal basis of "
+           "the same span.",
            "`x - (x @ Q) @ Q.T` works for any number of leading dimensions in x."],
     mistakes=[Mistake("the directions are not orthogonal: subtracting each projection separately removes some "
                       "components twice. Orthonormalise them first (`torch.linalg.qr(directions.T)`)",

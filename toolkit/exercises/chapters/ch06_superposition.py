@@ -311,10 +311,12 @@ def _compare_agreement(got: Any, expected: dict, args: tuple) -> str | None:
 function_exercise(
     "06.interference", title="How much does each feature interfere?", difficulty=2, importance=3, minutes=10,
     reference=interference, cases=_interference_cases, compare=_compare_default,
-    hints=["Feature i's direction is column i of `W` (`W[:, i]`), so work with `W.T` ([n_features, d_hidden]).",
-           "Normalise only the first factor: `unit = cols / cols.norm(dim=1, keepdim=True)`; then "
-           "`dots = unit @ cols.T` holds `W_i_hat . W_j` at [i, j].",
-           "Zero the diagonal (a feature does not interfere with itself), square, and sum over j (dim=1)."],
+    hints=["Feature i interferes with feature j by how much j's direction points along i's: sum the squared overlaps "
+           "with every *other* feature, using i's direction at unit length and j's at its full length.",
+           "Feature i's direction is column i of `W`, so work with the rows of `W.T` ([n_features, d_hidden]); "
+           "normalise only the first factor, and drop the diagonal (a feature does not interfere with itself).",
+           "`cols = W.T`, `dots = (cols / cols.norm(dim=1, keepdim=True)) @ cols.T`, zero the diagonal with `dots - "
+           "torch.diag(torch.diagonal(dots))`, then `.pow(2).sum(1)`."],
     mistakes=[Mistake("you counted each feature's overlap with itself: leave out j == i (zero the diagonal)",
                       _interference_with_self),
               Mistake("normalise W_i (the feature whose interference you measure) to unit length first",
@@ -327,10 +329,11 @@ function_exercise(
 function_exercise(
     "06.mmcs", title="Mean max cosine similarity", difficulty=2, importance=5, minutes=10,
     reference=mmcs, cases=_mmcs_cases, compare=_compare_float,
-    hints=["Cosine similarity is the dot product of unit vectors: divide every row by its norm.",
-           "`cos = (true_unit @ learned_unit.T).abs()` has shape [n_true, n_learned].",
-           "For each true feature (row) take the max over the learned directions (dim=1), then average; "
-           "return a Python float."],
+    hints=["For each true feature, find the learned direction most aligned with it (sign does not matter), then "
+           "average those best alignments.",
+           "Cosine similarity is the dot product of unit vectors: divide every row by its norm; the absolute cosines "
+           "form an [n_true, n_learned] matrix.",
+           "`cos = (true_unit @ learned_unit.T).abs()`, then `float(cos.max(dim=1).values.mean())`."],
     mistakes=[Mistake("you averaged over the learned directions: MMCS asks, for each *true* feature, how well "
                       "its best learned match fits (take the max over dim=1 of a [n_true, n_learned] matrix)",
                       _mmcs_other_axis),
@@ -344,9 +347,11 @@ function_exercise(
 function_exercise(
     "06.sae_forward", title="An SAE forward pass", difficulty=2, importance=5, minutes=10,
     reference=sae_forward, cases=_forward_cases, compare=_compare_forward,
-    hints=["The encoder sees the input with the decoder bias removed: `x - b_dec`.",
-           "`latents = torch.relu((x - b_dec) @ W_enc + b_enc)` has shape [n, m].",
-           "Decode with `latents @ W_dec + b_dec`, and return both as a tuple."],
+    hints=["Encode, rectify, decode: the encoder sees the input with the decoder bias removed, and the decoder adds "
+           "that bias back.",
+           "The latents are a ReLU of an affine map of `x - b_dec` ([n, m]); the reconstruction is an affine map of "
+           "the latents ([n, d]). Return both as a tuple.",
+           "`latents = torch.relu((x - b_dec) @ W_enc + b_enc)` and `x_hat = latents @ W_dec + b_dec`."],
     mistakes=[Mistake("subtract the decoder bias before encoding: `(x - b_dec) @ W_enc + b_enc`",
                       _fwd_no_pre_bias),
               Mistake("the latents must be non-negative: apply a ReLU to the encoder output", _fwd_no_relu),
@@ -357,8 +362,8 @@ function_exercise(
     "06.sae_loss", title="The SAE loss", difficulty=1, importance=4, minutes=5,
     reference=sae_loss, cases=_loss_cases, compare=_compare_scalar,
     hints=["Two terms: reconstruction error and a sparsity penalty weighted by `l1_coeff`.",
-           "Sum the squared error over the d dimensions of each sample, and the absolute latents over the m "
-           "latents of each sample; then average both over the batch.",
+           "Sum the squared error over the d dimensions of each sample, and the absolute latents over the m latents "
+           "of each sample; then average both over the batch.",
            "`(x - x_hat).pow(2).sum(-1).mean() + l1_coeff * latents.abs().sum(-1).mean()`"],
     mistakes=[Mistake("sum over the feature dimension (dim=-1) and average only over the batch; you averaged "
                       "over every element", _loss_elementwise_mean),
@@ -390,8 +395,8 @@ function_exercise(
     reference=size_agreement, cases=_agreement_cases, compare=_compare_agreement,
     hints=["Loop over the sizes m for which `2 * m` is also a key of `decoders`; the largest size has no partner.",
            "Keep only alive rows: `decoders[m][alive[m]]`; dead latents keep their random initial directions.",
-           "Reuse your `mmcs(learned, true)`: the smaller dictionary plays the role of the true features, "
-           "so `mmcs(large_alive, small_alive)`."],
+           "Reuse your `mmcs(learned, true)`: the smaller dictionary plays the role of the true features, so "
+           "`mmcs(large_alive, small_alive)`."],
     mistakes=[Mistake("drop the dead latents (use `alive[m]` as a row mask) before comparing: dead latents are "
                       "leftover random directions", _agree_with_dead),
               Mistake("compare the other way round: each direction of the *smaller* dictionary looks for its best "

@@ -250,7 +250,7 @@ function_exercise(
     hints=["Pearson r is the cosine similarity of *centred* columns: subtract each column's mean first.",
            "With centred `a [n, L]` and `t [n, C]`: `r = (a.T @ t) / (a.norm(dim=0)[:, None] * t.norm(dim=0))`.",
            "Take `abs()` (a latent that is *off* whenever a label is on matches it too), and put 0 where the "
-           "denominator is 0 (`torch.where`)."],
+           "denominator is 0 (`torch.where(denom > 0, r.abs(), torch.zeros_like(r))`)."],
     mistakes=[Mistake("take the absolute value: a latent that fires exactly when the label is *off* is just as "
                       "informative", _corr_signed),
               Mistake("centre the columns first (subtract each column's mean): without centring you computed a "
@@ -263,8 +263,12 @@ function_exercise(
 function_exercise(
     "07.best_matches", title="Name what each latent found", difficulty=1, importance=3, minutes=5,
     reference=best_matches, cases=_match_cases, compare=_cmp_matches,
-    hints=["`corr.max(dim=1)` gives each latent's best |r| and the index of that target.",
-           "Return `names[index]` when the best |r| is at least the threshold (`>=`), else None."],
+    hints=["For each latent, find its best-matching target; the latent matches it only if that |r| reaches the "
+           "threshold, otherwise it matches nothing (None).",
+           "Take the maximum over the targets (one row per latent), keep the index of the best target, and compare "
+           "with the threshold using `>=`.",
+           "`best, idx = corr.max(dim=1)`, then `[names[int(i)] if float(b) >= threshold else None for b, i in "
+           "zip(best, idx)]`."],
     mistakes=[Mistake("apply the threshold: a latent whose best |r| is below it matches nothing (None)",
                       _match_no_threshold),
               Mistake("one entry per *latent* (row of corr): take the max over the targets, dim=1",
@@ -287,8 +291,12 @@ function_exercise(
 function_exercise(
     "07.normalise_pairs", title="Normalise contrast pairs", difficulty=2, importance=3, minutes=8,
     reference=normalise_pairs, cases=_pair_cases, compare=_cmp_pairs,
-    hints=["Each side gets its *own* statistics: `x_pos.mean(0)`, `x_pos.std(0)` and likewise for `x_neg`.",
-           "Per dimension (dim 0 runs over the pairs). Clamp the standard deviation: `.clamp_min(1e-6)`."],
+    hints=["Each side gets its *own* statistics, per dimension: whatever separates the sides on average (e.g. the "
+           "answer token) must go.",
+           "Centre each side by its own mean over the pairs (dim 0) and divide by its own standard deviation; clamp "
+           "the standard deviation so a constant dimension does not divide by 0.",
+           "`(x_pos - x_pos.mean(0)) / x_pos.std(0).clamp_min(1e-6)`, and likewise for `x_neg`; return both as a "
+           "tuple."],
     mistakes=[Mistake("normalise each side with its *own* mean and std; joint statistics keep the difference "
                       "between the sides (e.g. the answer token), which CCS would then find", _pairs_joint),
               Mistake("also divide by each side's standard deviation (per dimension)", _pairs_centre_only),

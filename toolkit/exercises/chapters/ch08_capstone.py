@@ -181,8 +181,12 @@ def _cmp_dict(name: str):
 function_exercise(
     "08.follow_rates", title="Which way after the goal moved?", difficulty=1, importance=3, minutes=5,
     reference=follow_rates, cases=_follow_cases, compare=_cmp_dict("rates"),
-    hints=["Compare `pred` with each candidate: `pred == clean_next` and `pred == other_next` are boolean [n].",
-           "Fractions, not counts: `.float().mean()`. 'neither' is the rows where both comparisons are False."],
+    hints=["Three fractions of examples: the prediction is the clean goal's next cell, the moved goal's, or neither; "
+           "they sum to 1.",
+           "Compare `pred` with each candidate to get two boolean [n] masks; 'neither' is the rows where both are "
+           "False. Return fractions, not counts.",
+           "`clean = pred == clean_next`, `other = pred == other_next`, and `float((~clean & "
+           "~other).float().mean())` for 'neither' (likewise `.float().mean()` for the other two)."],
     mistakes=[Mistake("return fractions of examples (`.float().mean()`), not counts", _follow_counts),
               Mistake("'clean' is the original goal's move and 'other' the moved goal's; you swapped them",
                       _follow_swapped),
@@ -193,8 +197,11 @@ function_exercise(
 function_exercise(
     "08.accuracy_by_group", title="Accuracy by distance", difficulty=1, importance=4, minutes=5,
     reference=accuracy_by_group, cases=_group_cases, compare=_cmp_dict("accuracy by group"),
-    hints=["Loop over the distinct values of `group` (`group.unique()`), as Python ints, in ascending order.",
-           "For each, select the rows `group == g` and average `pred == true` over them."],
+    hints=["One accuracy per group value: compare `pred` with `true` only on the rows of that group.",
+           "Loop over the distinct values of `group`, as Python ints, in ascending order; average `pred == true` "
+           "over the rows of each.",
+           "`for g in sorted(int(v) for v in group.unique()): rows = group == g; out[g] = float((pred[rows] == "
+           "true[rows]).float().mean())`."],
     mistakes=[Mistake("compute the accuracy *within* each group (only the rows of that group), not over all rows",
                       _group_overall),
               Mistake("group the rows by `group`, not by the true value", _group_by_true),
@@ -205,10 +212,13 @@ function_exercise(
 function_exercise(
     "08.future_label", title="A future-state label", difficulty=2, importance=4, minutes=10,
     reference=future_label, cases=_future_cases, compare=_cmp_future,
-    hints=["Build `ahead` with `ahead[:, :seq - k] = cells[:, k:]` (and -1 in the last k columns).",
-           "Do not use `torch.roll`: it wraps the first positions around to the end.",
-           "Valid where the current position *and* the position k ahead are path cells (both >= 0); put -1 in "
-           "`values` elsewhere. Return `(values, valid)`."],
+    hints=["The label at position t is the cell k positions later, and only where both positions are path positions "
+           "(cells >= 0); everything else gets -1.",
+           "Shift the cells left by k without wrapping around (`torch.roll` would bring the first positions to the "
+           "end): fill the last k columns with -1.",
+           "`ahead = torch.full_like(cells, -1)`, `ahead[:, :seq - k] = cells[:, k:]`, `valid = (cells >= 0) & "
+           "(ahead >= 0)`, and `values = torch.where(valid, ahead, torch.full_like(cells, -1))`; return `(values, "
+           "valid)`."],
     mistakes=[Mistake("you looked k steps *back*; the label is the cell k steps *ahead* (position t + k)",
                       _future_backwards),
               Mistake("`torch.roll` wraps around: the last positions must not see the first ones; fill them "
@@ -262,11 +272,12 @@ def _write_up_reference() -> dict[str, dict[str, str]]:
 
 register(Exercise(
     "08.write_up", "Write up the finding", difficulty=3, importance=5, minutes=20, checker=write_up_checker,
-    hints=["Return a dict with one entry per hypothesis: 'iteration', 'parallel', 'goal', 'future'.",
-           "Each entry is a dict with 'verdict' ('for', 'against' or 'inconclusive'), 'evidence' (what you "
-           "measured, with the number: build the string with an f-string from your variables) and 'control' "
-           "(what the number is compared with).",
-           "A verdict of 'for' needs a number that beats its control; when the evidence is weak or mixed, "
-           "'inconclusive' is an honest answer."],
+    hints=["A verdict of 'for' needs a number that beats its control; when the evidence is weak or mixed, "
+           "'inconclusive' is an honest answer.",
+           "Return a dict with one entry per hypothesis: 'iteration', 'parallel', 'goal', 'future'. Each entry is a "
+           "dict with 'verdict' ('for', 'against' or 'inconclusive'), 'evidence' (what you measured, with the "
+           "number) and 'control' (what the number is compared with).",
+           "Build each entry from your variables, e.g. `{'verdict': 'for', 'evidence': f'... {acc:.2f} ...', "
+           "'control': 'the random-init twin'}` (name the measurement and its control in your own words)."],
     reference=_write_up_reference, signature="def write_up() -> dict[str, dict[str, str]]",
 ))
