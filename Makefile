@@ -17,7 +17,7 @@ PYTEST_ARGS   ?=
 BIN           := $(VENV)/bin
 STAMP         := $(VENV)/.searchlight-installed
 
-NOTEBOOKS := tutorials/00_welcome.ipynb $(sort $(wildcard tutorials/solutions/*.ipynb))
+NOTEBOOKS := $(sort $(wildcard tutorials/solutions/*.ipynb))
 NBVAL     := --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider
 
 # Another floating-point path on the same machine: torch's portable kernels and MKL limited to AVX2 change trained

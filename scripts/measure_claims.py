@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def default_notebooks() -> list[Path]:
-    return [ROOT / "tutorials" / "00_welcome.ipynb", *sorted((ROOT / "tutorials" / "solutions").glob("*.ipynb"))]
+    return sorted((ROOT / "tutorials" / "solutions").glob("*.ipynb"))
 
 
 def run_once(path: Path, seed: int, numeric: str, timeout: int) -> dict:
@@ -154,7 +154,7 @@ def write_table() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: 00_welcome and every solution notebook")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every solution notebook")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--paths", nargs="+", choices=sorted(PATHS), default=sorted(PATHS))
     parser.add_argument("--jobs", type=int, default=2, help="notebooks executed at once (default 2)")

@@ -111,3 +111,10 @@ def test_learner_path():
     from pathlib import Path
 
     assert authoring.learner_path(Path("tutorials/solutions/01_x.ipynb")) == Path("tutorials/01_x.ipynb")
+
+
+def test_learner_copies_drop_test_markers():
+    nb = _nb(("code", "# NBVAL_CHECK_OUTPUT\nex.claim('x', 1, at_least=0)"), ("code", "x = 1  # NBVAL_CHECK_OUTPUT stays"))
+    learner = authoring.make_learner(nb)
+    assert learner.cells[0].source == "ex.claim('x', 1, at_least=0)"
+    assert learner.cells[1].source == "x = 1  # NBVAL_CHECK_OUTPUT stays"  # only whole marker lines are dropped

@@ -134,7 +134,7 @@ def _saved_verdicts(path: Path) -> list[str]:
     return lines
 
 
-NOTEBOOKS = [ROOT / "tutorials" / "00_welcome.ipynb", *sorted((ROOT / "tutorials" / "solutions").glob("*.ipynb"))]
+NOTEBOOKS = sorted((ROOT / "tutorials" / "solutions").glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -7,6 +7,7 @@ In a solution notebook (``tutorials/solutions/NN_name.ipynb``):
   learner notebook each block becomes ``raise NotImplementedError("Exercise NN.name: ...")`` at the
   indentation of the ``# SOLUTION`` line, so the typed signature and docstring above it survive;
 * a code cell tagged ``solution`` is replaced whole (its leading comment lines are kept);
+* nbval's marker lines (``# NBVAL_CHECK_OUTPUT``) are dropped: they are test plumbing;
 * in markdown cells, text between ``<!-- SOLUTION -->`` and ``<!-- END SOLUTION -->`` (e.g. the answer to a
   discussion question) becomes *"Your answer here."*
 
@@ -30,6 +31,7 @@ HEADER = re.compile(r"^# Exercise (?P<id>\d\d\.[a-z0-9_]+)\b")
 MD_BEGIN, MD_END = "<!-- SOLUTION -->", "<!-- END SOLUTION -->"
 MD_STUB = "*Your answer here.*"
 TAG = "solution"
+TEST_MARKER = re.compile(r"^[ \t]*# NBVAL_[A-Z_]+[ \t]*$")  # nbval's cell markers: test plumbing, not for learners
 
 
 class AuthoringError(ValueError):
@@ -110,6 +112,11 @@ def _replace_whole(source: str) -> str:
     return "\n".join([*keep, _stub(exercise_id_of(source), "")])
 
 
+def drop_test_markers(source: str) -> str:
+    """The code without nbval's ``# NBVAL_CHECK_OUTPUT``-style marker lines."""
+    return "\n".join(line for line in source.split("\n") if not TEST_MARKER.match(line))
+
+
 def make_learner(nb: Any, source_name: str = "") -> Any:
     """The learner version of a solution notebook (a new nbformat node; the input is not modified)."""
     out = copy.deepcopy(nb)
@@ -117,6 +124,7 @@ def make_learner(nb: Any, source_name: str = "") -> Any:
         where = f"{source_name or 'notebook'} cell {i}"
         if cell.cell_type == "code":
             cell.source = _replace_whole(cell.source) if _tagged(cell) else strip_code(cell.source, where)
+            cell.source = drop_test_markers(cell.source)
             cell.outputs = []
             cell.execution_count = None
             cell.metadata.pop("execution", None)
