@@ -308,8 +308,8 @@ def test_viz_reads_sweep_results_and_eval_results(tree):
 
 # ---------------------------------------------------------------- readable at the default notebook width
 def test_explorer_figures_are_readable_at_their_shown_size(tree, maze):
-    """Explorers show their PNGs at natural size (figure inches x dpi): text of at least 9 pt, and no figure wider
-    than a default notebook's ~1000 px output area."""
+    """Explorers show their PNGs at natural size (figure inches x dpi, in CSS pixels of 1/96 inch): text of at least
+    9 pt as shown, and no figure wider than a default notebook's ~1000 px output area."""
     from matplotlib.text import Text
 
     _, data, model, acts, sweep = tree
@@ -321,5 +321,5 @@ def test_explorer_figures_are_readable_at_their_shown_size(tree, maze):
         for name, fig in ex.figures.items():
             assert fig.get_figwidth() * ex.dpi <= 1000, f"{ex.kind}.{name} is wider than the notebook"
             small = {(t.get_text(), t.get_fontsize()) for t in fig.findobj(Text)
-                     if t.get_visible() and t.get_text() and t.get_fontsize() < 9}
+                     if t.get_visible() and t.get_text() and t.get_fontsize() * ex.dpi / 96 < 9}
             assert not small, f"{ex.kind}.{name}: text below 9 pt: {sorted(small)[:5]}"

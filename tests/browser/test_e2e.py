@@ -150,6 +150,15 @@ def _wait_text(page, kind: str, selector: str, text: str, timeout: float = 30_00
         arg=[kind, selector, text], timeout=timeout)
 
 
+# every element matched by a selector shows its whole text (nothing cut off or hidden by an ellipsis)
+FITS = """sel => [...document.querySelectorAll(sel)].length > 0 &&
+                 [...document.querySelectorAll(sel)].every(e => e.scrollWidth <= e.clientWidth + 1)"""
+# two elements share a row: their vertical extents overlap
+SAME_ROW = """([a, b]) => { const r = document.querySelector(a).getBoundingClientRect();
+                              const q = document.querySelector(b).getBoundingClientRect();
+                              return r.top < q.bottom && q.top < r.bottom; }"""
+
+
 def _wait_src_change(page, kind: str, view: str, old: str, timeout: float = 30_000) -> None:
     page.wait_for_function(
         """([k, v, old]) => { const root = document.querySelector('.searchlight-' + k);
@@ -207,8 +216,22 @@ def test_explorers_in_jupyterlab(lab) -> None:
 
             old = _image_src(page, "searchstateexplorer", "state")
             _explorer(page, "searchstateexplorer").locator(".searchlight-control-label select").select_option("depth")
-            _wait_text(page, "searchstateexplorer", ".searchlight-view-description", "depth")
+            _wait_text(page, "searchstateexplorer", ".searchlight-view-description", "depth (")  # label name, kind
             _wait_src_change(page, "searchstateexplorer", "state", old)
+
+            # depths are named "depth d" everywhere, the hook on hover; no readout is cut off; play sits beside
+            # the depth buttons it animates
+            state = _explorer(page, "searchstateexplorer")
+            depth_buttons = state.locator(".searchlight-control-layer button")
+            assert depth_buttons.first.inner_text().strip() == "depth 0"
+            assert depth_buttons.first.get_attribute("title") == "blocks.0.hook_resid_pre"
+            assert page.evaluate(FITS, ".searchlight-searchstateexplorer .searchlight-control-layer button"), \
+                "a depth button's text is cut off"
+            assert page.evaluate(FITS, ".searchlight-probeexplorer .searchlight-control-value button"), \
+                "a ProbeExplorer colour-by button's text is cut off"
+            assert page.evaluate(SAME_ROW, [".searchlight-searchstateexplorer .searchlight-play-depth",
+                                            ".searchlight-searchstateexplorer .searchlight-control-layer"]), \
+                "the play button is not beside the depth buttons"
 
             old = _image_src(page, "probeexplorer", "confusion")
             _explorer(page, "probeexplorer").locator(

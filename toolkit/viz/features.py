@@ -158,7 +158,7 @@ class FeatureDashboard:
         self.data, self.k = data, int(k) if data is not None else 0
         self.threshold, self.cmap = float(active_threshold), cmap
         self._shared = render_kwargs(data.task) if self.k else False
-        self.fig = fig = new_figure(11.0, 3.0 + (2.6 if self.k else 0.0))
+        self.fig = fig = new_figure(10.4, 3.0 + (2.6 if self.k else 0.0))  # 998 px at an explorer's 96 dpi
         n_top = max(3, self.k)
         grid = fig.add_gridspec(2 if self.k else 1, n_top, height_ratios=[1, 1.15] if self.k else None)
         thirds = [slice(0, n_top // 3), slice(n_top // 3, 2 * n_top // 3), slice(2 * n_top // 3, n_top)]

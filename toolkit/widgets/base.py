@@ -64,7 +64,8 @@ class _Figures(MutableMapping):
 class Explorer:
     """Base class. Subclasses fill ``self.controls`` / ``self.views`` in ``__init__`` and implement ``_draw``."""
 
-    dpi = 80
+    dpi = 96  # CSS pixels per inch: shown at natural size, a figure's 9 pt text reads as 9 pt in the notebook
+    max_width = 10.4  # inches: 998 px, inside the ~1000 px output area of a default notebook
     cache_size = 64
 
     def __init__(self) -> None:

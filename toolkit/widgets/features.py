@@ -81,7 +81,8 @@ class FeatureBrowser(Explorer):
                      self._html("legend"), self.controls["example"],
                      W.HBox([self._image("example"), self._html("where")]))
         self.views["legend"].value = (
-            "<div style='font-size:12px;color:#333;max-width:880px'><b>Task pictures:</b> a node's (cell's) colour is "
+            "<div style='font-size:12px;line-height:1.4;color:#333;max-width:880px'><b>Task pictures:</b> "
+            "a node's (cell's) colour is "
             "the selected latent's largest activation at the tokens that name it, on the colour scale of the "
             "histogram above (and of the colour bar below); uncoloured: no token names it. "
             f"{viz.task_legend(self.task)}.</div>")

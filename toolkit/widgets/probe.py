@@ -91,10 +91,12 @@ class ProbeExplorer(Explorer):
                                                 grid_gap="2px"))
         grid.add_class("searchlight-probe-grid")
         self.views["grid"] = grid
-        note = W.HTML(f"<span style='font-size:12px;color:#555'>columns: {viz.DEPTH_NOTE}; hover a column or a "
+        note = W.HTML("<div style='font-size:12px;line-height:1.4;color:#555'>"
+                      f"columns: {viz.DEPTH_NOTE}; hover a column or a "
                       "cell for its hook. selectivity = score − control-task score (Hewitt &amp; Liang); "
                       "vs baseline = score − trivial baseline; vs random-init = score − random-init twin. "
-                      "<b>found</b> = beats both baseline and random-init twin by a margin.</span>",
+                      "<b>found</b> = beats both the baseline and the random-init twin (those the sweep computed) by a "
+                      "margin.</div>",
                       layout=W.Layout(max_width="900px"))
         self._finish(self.controls["value"], grid, note,
                      W.HBox([self.controls["label"], self.controls["hook"], self.controls["example"]]),
@@ -166,7 +168,7 @@ class ProbeExplorer(Explorer):
                  ("selectivity (score − control task)", f("selectivity")),
                  ("vs baseline (score − baseline)", diff("vs baseline")),
                  ("vs random-init (score − twin)", diff("vs random-init")),
-                 ("found (beats baseline and twin by a margin)", f("found")),
+                 ("found (beats baseline and twin, those computed, by a margin)", f("found")),
                  ("train / test rows", f"{f('n_train')} / {f('n_test')}"), ("rows shown here", n_rows)]
         body = "".join(f"<tr><td>{k}</td><td><b>{v}</b></td></tr>" for k, v in items)
         return (f"<table class='searchlight-probe-cell-info' style='font-size:12px'><caption><b>{row['label']}</b> "
@@ -194,7 +196,7 @@ class ProbeExplorer(Explorer):
                 yt, yp = y.reshape(-1).long(), pred.reshape(-1).long()
                 k = len(names) if names else int(max(yt.max(), yp.max(), 1)) + 1
                 panel = self._figure("confusion", ("matrix", k, tuple(names or ())), lambda: viz.Panel(
-                    0.32 * k + 2.4, 0.3 * k + 1.8, colorbar="Blues"))
+                    min(0.32 * k + 2.4, self.max_width), 0.3 * k + 1.8, colorbar="Blues"))
                 return panel.update(viz.confusion_matrix, yt, yp, class_names=names, title=f"{title} (all rows)",
                                     clim=(0.0, 1.0))
 
@@ -217,8 +219,9 @@ class ProbeExplorer(Explorer):
             what = "fraction right"
         toks = [data.task.vocab.tokens[int(t)] for t in tokens[:seq]]
         lo, hi = (0.0, 1.0) if lab.kind != "regression" else viz.value_range(right)
-        strip = self._figure("example", (seq, what), lambda: viz.Panel(max(3.0, 0.42 * seq + 1.0), 1.25,
-                                                                       colorbar="RdYlGn", label=what, fraction=0.02))
+        width = min(max(3.0, 0.42 * seq + 1.0), self.max_width)
+        strip = self._figure("example", (seq, what), lambda: viz.Panel(width, 1.25, colorbar="RdYlGn", label=what,
+                                                                       fraction=0.02))
         self._show("example", lambda: strip.update(
             viz.token_strip, toks, right, vmin=lo, vmax=hi, cmap="RdYlGn", clim=(lo, hi),
             title=f"example {ex}: {s['label']} probe at {viz.depth_name(s['hook'])}, {what} per position "
