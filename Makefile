@@ -1,7 +1,7 @@
 # Searchlight: two commands.
 #   make lab    create/refresh .venv, install, register the kernel, open JupyterLab on tutorials/
-#   make test   same environment, then unit tests + nbval over every tutorial + browser tests, and the unit tests
-#               and notebooks a second time on another floating-point path (ALT_NUMERICS)
+#   make test   same environment, then unit tests + nbval over every tutorial; then, on another floating-point path
+#               (ALT_NUMERICS), the unit tests again and Run All of every notebook in JupyterLab + Chromium
 #
 # torch: the CPU build is installed first, so nothing later pulls a multi-GB CUDA wheel.
 #   TORCH_VERSION=2.13.0 (default)   TORCH_INDEX=<pip index url> to choose a build yourself, e.g.
@@ -50,11 +50,13 @@ lab: install
 browser-deps:
 	@bash scripts/install_chromium.sh
 
+# Pass 1 (native kernels): unit tests + nbval over every notebook. Pass 2 (ALT_NUMERICS): unit tests again, then the
+# browser tests, which Run All every notebook in JupyterLab + Chromium and compare the checked cells as nbval does.
 test: install browser-deps
 	@$(BIN)/python scripts/numeric_fingerprint.py --both
-	$(BIN)/python -m pytest tests $(NOTEBOOKS) $(NBVAL) $(PYTEST_ARGS)
-	@echo "searchlight: second pass on another floating-point path ($(ALT_NUMERICS))"
-	env $(ALT_NUMERICS) $(BIN)/python -m pytest tests $(NOTEBOOKS) $(NBVAL) -m "not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests $(NOTEBOOKS) $(NBVAL) -m "not browser" $(PYTEST_ARGS)
+	@echo "searchlight: second pass on another floating-point path ($(ALT_NUMERICS)), notebooks in the browser"
+	env $(ALT_NUMERICS) $(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 unit: install
 	$(BIN)/python -m pytest tests -m "not browser" $(PYTEST_ARGS)

@@ -34,7 +34,7 @@ class ExerciseNotDone(Exception):
         super().__init__(stop_message(exercise_id, started))
 
     def _render_traceback_(self) -> list[str]:
-        return [f"\u270b {self}"]
+        return [str(self)]
 
 
 def stop_message(exercise_id: str, started: bool) -> str:
@@ -66,7 +66,7 @@ def show_stub_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_o
     traceback for any other."""
     ex_id = stub_id(value)
     if ex_id is not None:
-        line = f"\u270b {stub_message(ex_id)}"
+        line = stub_message(ex_id)
         value._render_traceback_ = lambda: [line]  # IPython's protocol for an exception that renders itself
     shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
 
