@@ -16,6 +16,11 @@ COLUMNS = ("label", "kind", "metric", "group", "layer", "hook", "n_train", "n_te
 class SweepResult:
     """One row per (label, group, hook) cell; see :func:`toolkit.probes.sweep` for the columns.
 
+    The names follow :mod:`toolkit.viz.names`: ``selectivity`` is only score − control-task score (Hewitt &
+    Liang); ``vs_baseline_lo`` / ``vs_random_lo`` are the lower bootstrap ends of *vs baseline* (score − trivial
+    baseline) and *vs random-init* (score − random-init twin). ``hook`` is the residual-stream position; its depth
+    (0 = embedding, d = after block d-1) is ``toolkit.probes.depth(hook, n_layers)``.
+
     Attributes:
         rows: the table as a list of dicts.
         fitted: ``{(label, hook, group): probe}`` (linear probes; sklearn-style ``predict`` / ``predict_proba``).
