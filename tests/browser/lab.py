@@ -166,9 +166,10 @@ PAGE_PROBLEMS = """() => {
 }"""
 
 
-def open_notebook(browser, base: str, token: str, rel: str, problems: list[str], ignored: tuple[str, ...] = ()):
+def open_notebook(browser, base: str, token: str, rel: str, problems: list[str], ignored: tuple[str, ...] = (),
+                  viewport: dict[str, int] | None = None):
     """A new page on ``rel`` with its kernel idle; page and console errors are appended to ``problems``."""
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page = browser.new_page(viewport=viewport or {"width": 1300, "height": 1000})
     page.on("pageerror", lambda err: problems.append(f"pageerror: {err}"))
     page.on("console", lambda msg: problems.append(f"console.{msg.type}: {msg.text}")
             if msg.type == "error" and not any(s in msg.text for s in ignored) else None)

@@ -13,108 +13,36 @@ Screenshots go to ``artifacts/browser/``. Chromium comes from the system (``/usr
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from lab import ARTIFACTS, CHROMIUM_ARGS, KERNEL_IDLE, chromium_path, open_notebook, require_browser, running_lab
 
 pytestmark = pytest.mark.browser
 
 HERE = Path(__file__).parent
-ROOT = HERE.parent.parent
-ARTIFACTS = ROOT / "artifacts" / "browser"
 NOTEBOOK = "explorers.ipynb"
 EXPLORERS = ("attentionexplorer", "searchstateexplorer", "probeexplorer", "featurebrowser", "mazeeditor")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 # Console noise that is not an error of ours: none is allowed by default; add exact substrings here with a reason.
 IGNORED_CONSOLE: tuple[str, ...] = ()
 
 
-def chromium_path() -> str:
-    path = os.environ.get("SEARCHLIGHT_CHROMIUM") or "/usr/bin/chromium"
-    if not (Path(path).is_file() and os.access(path, os.X_OK)):
-        pytest.skip(f"BROWSER TEST SKIPPED: no Chromium at {path!r}. Install it (`make browser-deps`, i.e. "
-                    "`apt-get install chromium`) or point SEARCHLIGHT_CHROMIUM at a Chromium binary.")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory):
-    """A JupyterLab server on a temporary notebook folder; yields (base_url, token, notebook_dir)."""
-    chromium_path()
-    pytest.importorskip("playwright.sync_api", reason="BROWSER TEST SKIPPED: playwright is not installed")
+    """A JupyterLab server on a temporary copy of the explorer notebook; yields (base_url, token, notebook_dir)."""
+    require_browser()
     tmp = tmp_path_factory.mktemp("lab")
-    nb_dir, settings, workspaces, runtime = (tmp / d for d in ("notebooks", "settings", "workspaces", "runtime"))
-    for d in (nb_dir, settings, workspaces, runtime):
-        d.mkdir()
+    nb_dir = tmp / "notebooks"
+    nb_dir.mkdir()
     shutil.copy(HERE / NOTEBOOK, nb_dir / NOTEBOOK)
-    # no news pop-up, no update check; save widget state with the notebook (for the nbconvert check)
-    for plugin, values in {"@jupyterlab/apputils-extension/notification": {"fetchNews": "false",
-                                                                            "checkForUpdates": False},
-                           "@jupyter-widgets/jupyterlab-manager/plugin": {"saveState": True},
-                           # every cell stays in the DOM (no virtual scrolling), so locators and screenshots work
-                           "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"}}.items():
-        path = settings / f"{plugin}.jupyterlab-settings"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
-    port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(workspaces),
-           "JUPYTER_RUNTIME_DIR": str(runtime), "PYTHONPATH": str(ROOT)}
-    jupyter = Path(sys.executable).with_name("jupyter")
-    cmd = [str(jupyter), "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-           f"--IdentityProvider.token={token}", f"--notebook-dir={nb_dir}", "--LabApp.expose_app_in_browser=True",
-           "--LabApp.extension_manager=readonly", "--ServerApp.open_browser=False"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
-    log = (tmp / "lab.log").open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=nb_dir)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {proc.returncode}:\n{(tmp / 'lab.log').read_text()}")
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise RuntimeError("jupyter lab did not answer within 60 s") from None
-                time.sleep(0.3)
+    with running_lab(nb_dir, tmp / "lab") as (base, token):
         yield base, token, nb_dir
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 RUN_DONE = """() => {
   const ps = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent);
   return ps.length > 0 && ps.every(t => /\\[\\d+\\]/.test(t));
-}"""
-
-KERNEL_IDLE = """() => {
-  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-  return !!k && k.status === 'idle';
 }"""
 
 ERROR_OUTPUTS = """() => {
@@ -176,13 +104,8 @@ def test_explorers_in_jupyterlab(lab) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.on("pageerror", lambda err: problems.append(f"pageerror: {err}"))
-            page.on("console", lambda msg: problems.append(f"console.{msg.type}: {msg.text}")
-                    if msg.type == "error" and not any(s in msg.text for s in IGNORED_CONSOLE) else None)
-            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
-            page.wait_for_selector(".jp-Notebook", timeout=90_000)
-            page.wait_for_function(KERNEL_IDLE, timeout=90_000)
+            page = open_notebook(browser, base, token, NOTEBOOK, problems, IGNORED_CONSOLE,
+                                 viewport={"width": 1500, "height": 1100})
             page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
             page.wait_for_function(RUN_DONE, timeout=150_000)
             page.wait_for_function(KERNEL_IDLE, timeout=60_000)
