@@ -132,3 +132,17 @@ def test_prints_memory_estimate(setup, capsys):
     activations.cache(model, data[:10], hooks="resid_post", positions="loss", progress=True)
     out = capsys.readouterr().out
     assert "activations.cache: 4 hook(s) x" in out and "KiB float32 in memory" in out
+
+
+@pytest.mark.parametrize("tokens, problem", [
+    (torch.zeros(5, 0, dtype=torch.long), r"got shape \(5, 0\), which holds no tokens \(no positions\)"),
+    (torch.zeros(0, 7, dtype=torch.long), r"got shape \(0, 7\), which holds no tokens \(no examples\)"),
+    (torch.zeros(4, 7), r"got dtype torch\.float32, which is not token ids"),
+    (torch.zeros(4, 7, dtype=torch.int32), r"got dtype torch\.int32; convert with tokens\.long\(\)"),
+    (torch.zeros(7, dtype=torch.long), r"got a 1-D tensor of shape \(7,\); add the batch axis with tokens\[None\]"),
+])
+def test_cache_refuses_token_tensors_that_are_not_n_by_seq_ids(setup, tokens, problem):
+    _, _, model, _ = setup
+    with pytest.raises(ValueError, match=r"LongTensor of token ids of shape \[n, seq\] with at least one example "
+                                         rf"and one position; {problem}"):
+        activations.cache(model, tokens, progress=False)

@@ -99,8 +99,10 @@ def test_estimator_errors_name_the_fix():
         probes.LogisticProbe().predict(torch.zeros(2, 3))
     with pytest.raises(ValueError, match=r"\[n_rows, n_features\]"):
         probes.LogisticProbe().fit(torch.zeros(4, 2, 3), torch.zeros(4))
+    bad = probes.LogisticProbe(kind="ordinal")  # scikit-learn style: __init__ stores, fit checks
+    assert bad.kind == "ordinal"
     with pytest.raises(ValueError, match="kind"):
-        probes.LogisticProbe(kind="ordinal")
+        bad.fit(torch.randn(10, 3), torch.arange(10) % 2)
     p = probes.LogisticProbe().fit(torch.randn(50, 3), torch.arange(50) % 3)
     with pytest.raises(ValueError, match="fitted on 3"):
         p.predict(torch.zeros(2, 4))

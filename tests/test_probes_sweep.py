@@ -154,3 +154,18 @@ def test_twin_given_as_a_model_is_cached_at_the_same_rows():
     tw = activations.cache(twin, data, hooks="blocks.0.hook_resid_post", positions="parent", progress=False)
     ref = probes.sweep(acts, labels="parent", random_acts=tw, control=False, n_boot=0, progress=False)
     assert res.rows[0]["random_init"] == pytest.approx(ref.rows[0]["random_init"])
+
+
+def test_sweep_refuses_nan_and_inf_activations_and_label_values():
+    acts, _ = synthetic()
+    hook = "blocks.0.hook_resid_post"
+    acts[hook][[4, 9], 0] = float("nan")
+    acts[hook][9, 1] = float("inf")
+    with pytest.raises(ValueError, match=r"acts\['blocks\.0\.hook_resid_post'\] has NaN in 2 of \d+ rows and inf in 1 "
+                                         r"of \d+ rows \(first at row 4\); drop those rows with acts\.select\(keep\)"):
+        probes.sweep(acts, labels="planted", control=False, n_boot=0, progress=False)
+    acts, _ = synthetic()
+    values = acts.data.labels["depth"].values
+    values[0, 2, 0] = float("nan")  # a valid row of the regression label (position 0 is masked out)
+    with pytest.raises(ValueError, match=r"label 'depth' \(at its valid rows\) has NaN in 1 of"):
+        probes.sweep(acts, labels="depth", control=False, n_boot=0, progress=False)

@@ -66,6 +66,29 @@ def _row_shapes(model: Any, names: list[str], tokens: torch.Tensor, stop: int | 
     return out
 
 
+def check_tokens(data: Any) -> None:
+    """Refuse token tensors that are not ``[n, seq]`` integer ids with ``n >= 1`` and ``seq >= 1``: one
+    ValueError naming the expected shape (other types are left to :func:`tokens_of`'s TypeError)."""
+    tokens = data.tokens if hasattr(data, "tokens") else data
+    if not isinstance(tokens, torch.Tensor):
+        return
+    shape = tuple(tokens.shape)
+    if tokens.ndim != 2:
+        problem = f"got a {tokens.ndim}-D tensor of shape {shape}" + ("; add the batch axis with tokens[None]"
+                                                                        if tokens.ndim == 1 else "")
+    elif tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+        problem = f"got dtype {tokens.dtype}, which is not token ids"
+    elif tokens.dtype != torch.long:
+        problem = f"got dtype {tokens.dtype}; convert with tokens.long()"
+    elif 0 in shape:
+        problem = f"got shape {shape}, which holds no tokens" + (" (no examples)" if shape[0] == 0 else
+                                                                  " (no positions)")
+    else:
+        return
+    raise ValueError(f"activations.cache needs data = a SearchDataset (task.generate(n)) or a LongTensor of token ids "
+                     f"of shape [n, seq] with at least one example and one position; {problem}")
+
+
 def _fmt_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
@@ -136,6 +159,7 @@ def cache(model: Any, data: Any, hooks: HookSpec = "resid_post", positions: Posi
         :class:`Activations`: ``acts[hook] -> [n_rows, d]``, ``acts.example_index / position / token``,
         ``acts.labels(name)``.
     """
+    check_tokens(data)
     with torch_threads(threads):
         return _cache(model, data, hooks, positions, batch_size, dtype, store, progress, overwrite, shard_examples,
                       fast, matmul_dtype)

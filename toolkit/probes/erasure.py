@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from toolkit._estimator import Estimator, check_targets
 from toolkit.probes.estimators import LogisticProbe, RidgeProbe, as_tensor
 
 
@@ -30,25 +31,24 @@ def _one_hot(y: torch.Tensor, kind: str | None = None) -> torch.Tensor:
     return (y[:, None] == classes[None, :]).double()
 
 
-class LeaceEraser:
+class LeaceEraser(Estimator):
     """LEACE concept eraser, scikit-learn style: ``fit(X, y)`` then ``transform(X)``.
 
     Args:
         rank_tol: singular values below ``rank_tol * max`` count as zero.
 
     Attributes (after fit): ``mean_ [d]``, ``proj_ [d, d]`` (the edit is ``x - (x - mean_) @ proj_.T``),
-    ``rank_`` (dimensions erased).
+    ``rank_`` (dimensions erased), ``n_features_in_`` (d).
     """
 
     def __init__(self, rank_tol: float = 1e-6):
         self.rank_tol = rank_tol
 
     def fit(self, X: Any, y: Any, kind: str | None = None) -> LeaceEraser:
-        Xt, _ = as_tensor(X)
-        yt = torch.as_tensor(y)
-        if Xt.ndim != 2 or len(yt) != len(Xt):
-            raise ValueError(f"X must be [n, d] and y must have n rows; got {tuple(Xt.shape)} and {tuple(yt.shape)}")
-        Xd = Xt.double()
+        """Fit on activations ``X [n, d]`` and the concept ``y [n]`` (class ids / values) or ``[n, K]``."""
+        Xt, _ = self._validate(X, reset=True)
+        yt = check_targets(y, len(Xt)).cpu()
+        Xd = Xt.cpu().double()
         Z = _one_hot(yt, kind)
         mean = Xd.mean(0)
         Xc, Zc = Xd - mean, Z - Z.mean(0)
@@ -70,9 +70,10 @@ class LeaceEraser:
         return self
 
     def transform(self, X: Any) -> Any:
-        if not hasattr(self, "proj_"):
-            raise RuntimeError("this LeaceEraser is not fitted yet; call .fit(X, y) first")
-        Xt, numpy = as_tensor(X) if not isinstance(X, torch.Tensor) else (X, False)
+        """Erase the concept from ``X [..., d]`` (any leading shape; a torch input keeps its dtype and device)."""
+        self._check_fitted("proj_", "call .fit(X, y) first")
+        checked, numpy = self._validate(X, reset=False, ndim=None)
+        Xt = X if isinstance(X, torch.Tensor) else checked
         out = Xt - (Xt - self.mean_.to(Xt)) @ self.proj_.to(Xt).T
         return out.numpy() if numpy else out
 
@@ -103,7 +104,7 @@ def direction(X: Any, y: Any, cls: int | None = None, method: str = "mean_diff",
         normalize: return a unit vector (else the raw mean difference, whose length is the typical gap).
     """
     Xt, _ = as_tensor(X)
-    yt = torch.as_tensor(y)
+    yt = check_targets(y, len(Xt)).cpu()
     if method not in ("mean_diff", "probe"):
         raise ValueError(f"method={method!r} is not valid; use 'mean_diff' or 'probe'")
     regression = kind == "regression" or (yt.is_floating_point() and not bool(((yt == 0) | (yt == 1)).all()))

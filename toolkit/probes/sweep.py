@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from toolkit._estimator import nonfinite_rows
 from toolkit._threads import torch_threads
 from toolkit.activations.hooks import _matches
 from toolkit.probes.cells import Cell, Options, fit_cells
@@ -47,6 +48,14 @@ def split(acts: Any, test_frac: float = 0.25, seed: int = 0) -> torch.Tensor:
     n_test = max(1, int(round(test_frac * len(examples))))
     test_ex = examples[torch.randperm(len(examples), generator=g)[:n_test]]
     return torch.isin(acts.example_index, test_ex)
+
+
+def _finite(x: torch.Tensor, what: str, fix: str) -> torch.Tensor:
+    """``x`` unchanged if every value is finite, else one ValueError: how many rows hold NaN / inf, and ``fix``."""
+    rows = nonfinite_rows(x)
+    if rows is not None:
+        raise ValueError(f"{what} has {rows}; {fix}")
+    return x
 
 
 def _pick_hooks(acts: Any, layers: Any) -> list[str]:
@@ -200,13 +209,18 @@ def sweep(acts: Any, labels: Sequence[str] | str | None = None, layers: Any = No
         n_layers = int(acts.meta.get("n_layers", 10**6))
         result = SweepResult(hooks=hooks, meta={"probe": probe, "margin": margin, "test_frac": test_frac,
                                                 "seed": seed, "n_boot": n_boot, "group_by": str(group_by)})
-        cache_x: dict[str, torch.Tensor] = {h: acts[h].float() for h in hooks}
-        cache_t: dict[str, torch.Tensor] = {h: twin[h].float()[twin_rows] for h in hooks} if twin is not None else {}
+        drop = ("drop those rows with acts.select(keep), keep = torch.isfinite(acts[hook]).all(1), or recache from a "
+                "model whose activations are finite (NaN / inf usually mean diverged weights)")
+        cache_x = {h: _finite(acts[h].float(), f"acts[{h!r}]", drop) for h in hooks}
+        cache_t = ({h: _finite(twin[h].float()[twin_rows], f"random_acts[{h!r}]", drop) for h in hooks}
+                   if twin is not None else {})
         opts = Options(hooks, probe, C, alpha, max_iter, tol, n_boot, margin, seed, n_layers, baseline)
         cells: list[Cell] = []
         for name in names:
             lab = acts.label(name)
             values, valid = acts.labels(name)
+            _finite(values[valid], f"label {name!r} (at its valid rows)", "mark those rows invalid in the label's "
+                    "mask or fix the label's definition; a probe cannot fit NaN / inf targets")
             if lab.kind == "multiclass":
                 valid = valid & (values >= 0)
             for key in [None] if groups is None else torch.unique(groups[valid]).tolist():

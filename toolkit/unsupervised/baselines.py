@@ -20,38 +20,43 @@ from typing import Any
 import numpy as np
 import torch
 
+from toolkit._estimator import DEPRECATED, Estimator
 from toolkit._threads import torch_threads
 from toolkit.unsupervised.metrics import reconstruction_metrics, unit_rows
 from toolkit.unsupervised.sae import SparseAutoencoder
-from toolkit.unsupervised.train import as_2d_float, generator
+from toolkit.unsupervised.train import generator
 
 
-def _np(X: Any) -> np.ndarray:
-    return as_2d_float(X).numpy().astype(np.float64)
+def _np(x: torch.Tensor) -> np.ndarray:
+    """A checked float32 tensor ``[n, d]`` as a float64 array (what scikit-learn fits on)."""
+    return x.cpu().numpy().astype(np.float64)
 
 
-class _Dictionary:
-    """Shared helpers: ``fit`` runs ``_fit`` with ``n_threads`` threads (default 1: measured 5-15x faster
-    than two on a shared 2-core machine for these sizes; None leaves the settings alone),
+class _Dictionary(Estimator):
+    """Shared helpers: ``fit`` checks ``X [n, d]`` and runs ``_fit`` on it with ``threads`` threads (default 1:
+    measured 5-15x faster than two on a shared 2-core machine for these sizes; None leaves the settings
+    alone), ``_x`` checks inputs of ``transform`` / ``predict`` / ``reconstruct`` against the fit,
     ``score`` = explained variance, ``evaluate`` = SAELens-named metrics."""
 
     dictionary_: torch.Tensor
-    n_threads: int | None = 1
 
     def fit(self, X: Any, y: Any = None):
-        with torch_threads(self.n_threads, blas=True):
-            self._fit(X)
+        """Fit on activations ``X [n_rows, d]`` (``y`` is ignored). Returns ``self``."""
+        x, _ = self._validate(X, reset=True)
+        with torch_threads(self._threads(), blas=True):
+            self._fit(x)
         return self
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "dictionary_"):
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call .fit(X) first")
+    def _x(self, X: Any) -> torch.Tensor:
+        """Checked float32 ``[n, d]`` with the fitted ``d``."""
+        self._check_fitted("dictionary_")
+        return self._validate(X, reset=False)[0]
 
     def fit_transform(self, X: Any, y: Any = None) -> torch.Tensor:
         return self.fit(X).transform(X)
 
     def evaluate(self, X: Any) -> dict[str, Any]:
-        x = as_2d_float(X)
+        x = self._x(X)
         codes = self.transform(x)
         return reconstruction_metrics(x, self.reconstruct(x), codes)
 
@@ -66,39 +71,44 @@ class _Dictionary:
 class PCA(_Dictionary):
     """Principal components. ``transform`` -> projections ``[n, n_components]`` of the centred data."""
 
-    def __init__(self, n_components: int = 16, seed: int = 0, n_threads: int | None = 1):
-        self.n_components, self.seed, self.n_threads = n_components, seed, n_threads
+    def __init__(self, n_components: int = 16, seed: int = 0, threads: int | None = 1,
+                 n_threads: Any = DEPRECATED):
+        self.n_components, self.seed, self.threads = n_components, seed, threads
+        self.n_threads = n_threads
 
-    def _fit(self, X: Any) -> None:
+    def _fit(self, x: torch.Tensor) -> None:
         from sklearn.decomposition import PCA as _PCA
 
-        x = _np(X)
+        x = _np(x)
         n = min(self.n_components, *x.shape)
         self.model_ = _PCA(n_components=n, random_state=self.seed).fit(x)
         self.dictionary_ = torch.from_numpy(self.model_.components_).float()
         self.explained_variance_ratio_ = torch.from_numpy(self.model_.explained_variance_ratio_).float()
 
     def transform(self, X: Any) -> torch.Tensor:
-        self._check_fitted()
-        return torch.from_numpy(self.model_.transform(_np(X))).float()
+        x = _np(self._x(X))
+        return torch.from_numpy(self.model_.transform(x)).float()
 
     def reconstruct(self, X: Any) -> torch.Tensor:
-        return torch.from_numpy(self.model_.inverse_transform(self.transform(X).double().numpy())).float()
+        codes = self.transform(X).double().numpy()
+        return torch.from_numpy(self.model_.inverse_transform(codes)).float()
 
 
 class ICA(_Dictionary):
     """FastICA. ``dictionary_`` = unit-norm columns of the mixing matrix; ``transform`` -> sources."""
 
-    def __init__(self, n_components: int = 16, max_iter: int = 400, seed: int = 0, n_threads: int | None = 1):
-        self.n_components, self.max_iter, self.seed, self.n_threads = n_components, max_iter, seed, n_threads
+    def __init__(self, n_components: int = 16, max_iter: int = 400, seed: int = 0, threads: int | None = 1,
+                 n_threads: Any = DEPRECATED):
+        self.n_components, self.max_iter, self.seed, self.threads = n_components, max_iter, seed, threads
+        self.n_threads = n_threads
 
-    def _fit(self, X: Any) -> None:
+    def _fit(self, x: torch.Tensor) -> None:
         import warnings
 
         from sklearn.decomposition import FastICA
         from sklearn.exceptions import ConvergenceWarning
 
-        x = _np(X)
+        x = _np(x)
         n = min(self.n_components, *x.shape)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -108,11 +118,12 @@ class ICA(_Dictionary):
         self.dictionary_ = unit_rows(self.mixing_.T)
 
     def transform(self, X: Any) -> torch.Tensor:
-        self._check_fitted()
-        return torch.from_numpy(self.model_.transform(_np(X))).float()
+        x = _np(self._x(X))
+        return torch.from_numpy(self.model_.transform(x)).float()
 
     def reconstruct(self, X: Any) -> torch.Tensor:
-        return torch.from_numpy(self.model_.inverse_transform(self.transform(X).double().numpy())).float()
+        codes = self.transform(X).double().numpy()
+        return torch.from_numpy(self.model_.inverse_transform(codes)).float()
 
 
 class KMeans(_Dictionary):
@@ -124,13 +135,12 @@ class KMeans(_Dictionary):
     """
 
     def __init__(self, n_clusters: int = 16, spherical: bool = False, n_iter: int = 50, n_init: int = 3,
-                 seed: int = 0, n_threads: int | None = 1):
+                 seed: int = 0, threads: int | None = 1, n_threads: Any = DEPRECATED):
         self.n_clusters, self.spherical, self.n_iter, self.n_init, self.seed = (n_clusters, spherical, n_iter,
                                                                                 n_init, seed)
-        self.n_threads = n_threads
+        self.threads, self.n_threads = threads, n_threads
 
-    def _fit(self, X: Any) -> None:
-        x = as_2d_float(X)
+    def _fit(self, x: torch.Tensor) -> None:
         if x.shape[0] < self.n_clusters:
             raise ValueError(f"need at least n_clusters={self.n_clusters} rows, got {x.shape[0]}")
         if not self.spherical:
@@ -162,14 +172,13 @@ class KMeans(_Dictionary):
         return best
 
     def predict(self, X: Any) -> torch.Tensor:
-        self._check_fitted()
-        x = as_2d_float(X)
+        x = self._x(X)
         if self.spherical:
             return (unit_rows(x) @ self.dictionary_.T).argmax(1)
         return torch.cdist(x, self.cluster_centers_).argmin(1)
 
     def transform(self, X: Any) -> torch.Tensor:
-        x = as_2d_float(X)
+        x = self._x(X)
         ids = self.predict(x)
         out = torch.zeros(x.shape[0], self.n_clusters)
         val = (x @ self.dictionary_.T).gather(1, ids[:, None])[:, 0] if self.spherical else torch.ones(len(ids))
@@ -186,8 +195,10 @@ class NMF(_Dictionary):
     ``transform`` -> ``W [n, n_components]``; ``dictionary_`` = unit-norm rows of ``H``.
     """
 
-    def __init__(self, n_components: int = 16, max_iter: int = 400, seed: int = 0, n_threads: int | None = 1):
-        self.n_components, self.max_iter, self.seed, self.n_threads = n_components, max_iter, seed, n_threads
+    def __init__(self, n_components: int = 16, max_iter: int = 400, seed: int = 0, threads: int | None = 1,
+                 n_threads: Any = DEPRECATED):
+        self.n_components, self.max_iter, self.seed, self.threads = n_components, max_iter, seed, threads
+        self.n_threads = n_threads
 
     @staticmethod
     def _check(x: np.ndarray) -> None:
@@ -196,13 +207,13 @@ class NMF(_Dictionary):
                              "post-ReLU activations only, or use PCA / ICA / SparseAutoencoder for signed data "
                              "(residual-stream and GELU activations are signed)")
 
-    def _fit(self, X: Any) -> None:
+    def _fit(self, x: torch.Tensor) -> None:
         import warnings
 
         from sklearn.decomposition import NMF as _NMF
         from sklearn.exceptions import ConvergenceWarning
 
-        x = _np(X)
+        x = _np(x)
         self._check(x)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -212,8 +223,7 @@ class NMF(_Dictionary):
         self.dictionary_ = unit_rows(self.components_)
 
     def transform(self, X: Any) -> torch.Tensor:
-        self._check_fitted()
-        x = _np(X)
+        x = _np(self._x(X))
         self._check(x)
         return torch.from_numpy(self.model_.transform(x)).float()
 
@@ -225,23 +235,22 @@ class RandomDictionary(_Dictionary):
     """Control: ``n_components`` random unit directions. ``transform`` -> projections of the centred data
     (``relu=True``: their positive part, like SAE latents); ``reconstruct`` -> least-squares fit."""
 
-    def __init__(self, n_components: int = 16, relu: bool = False, seed: int = 0, n_threads: int | None = 1):
-        self.n_components, self.relu, self.seed, self.n_threads = n_components, relu, seed, n_threads
+    def __init__(self, n_components: int = 16, relu: bool = False, seed: int = 0, threads: int | None = 1,
+                 n_threads: Any = DEPRECATED):
+        self.n_components, self.relu, self.seed, self.threads = n_components, relu, seed, threads
+        self.n_threads = n_threads
 
-    def _fit(self, X: Any) -> None:
-        x = as_2d_float(X)
+    def _fit(self, x: torch.Tensor) -> None:
         g = generator(self.seed, "random-dictionary")
         self.dictionary_ = unit_rows(torch.randn(self.n_components, x.shape[1], generator=g))
         self.mean_ = x.mean(0)
 
     def transform(self, X: Any) -> torch.Tensor:
-        self._check_fitted()
-        p = (as_2d_float(X) - self.mean_) @ self.dictionary_.T
+        p = (self._x(X) - self.mean_) @ self.dictionary_.T
         return p.clamp_min(0) if self.relu else p
 
     def reconstruct(self, X: Any) -> torch.Tensor:
-        self._check_fitted()
-        xc = as_2d_float(X) - self.mean_
+        xc = self._x(X) - self.mean_
         coef = torch.linalg.lstsq(self.dictionary_.T, xc.T).solution.T
         return coef @ self.dictionary_ + self.mean_
 
@@ -255,9 +264,10 @@ class FrozenDecoderSAE(SparseAutoencoder):
 
     def __init__(self, **params: Any):
         params.setdefault("freeze_decoder", True)
-        if not params["freeze_decoder"]:
-            raise ValueError("FrozenDecoderSAE always freezes its decoder; use SparseAutoencoder instead")
         super().__init__(**params)
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in SparseAutoencoder(**{}).get_params()}
+    def fit(self, X: Any, y: Any = None) -> FrozenDecoderSAE:
+        if not self.freeze_decoder:
+            raise ValueError("FrozenDecoderSAE always freezes its decoder (freeze_decoder=True); use "
+                             "SparseAutoencoder instead")
+        return super().fit(X, y)

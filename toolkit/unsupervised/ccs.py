@@ -20,12 +20,15 @@ from typing import Any
 
 import torch
 
+from toolkit._estimator import DEPRECATED, Estimator, check_array, check_targets, resolve_threads
 from toolkit._threads import torch_threads
-from toolkit.unsupervised.train import as_2d_float, generator
+from toolkit.unsupervised.train import generator
 
 
-def _pair(x_pos: Any, x_neg: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    a, b = as_2d_float(x_pos, "x_pos"), as_2d_float(x_neg, "x_neg")
+def _pair(x_pos: Any, x_neg: Any, n_features: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked float32 ``x_pos, x_neg [n, d]`` (same shape; ``d == n_features`` when given)."""
+    a, _ = check_array(x_pos, "x_pos", n_features=n_features, fitted="this CCS")
+    b, _ = check_array(x_neg, "x_neg", n_features=n_features, fitted="this CCS")
     if a.shape != b.shape:
         raise ValueError(f"x_pos {tuple(a.shape)} and x_neg {tuple(b.shape)} must have the same shape")
     return a, b
@@ -33,28 +36,30 @@ def _pair(x_pos: Any, x_neg: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _acc(pred: torch.Tensor, y: Any) -> float:
     """Sign-free accuracy: ``max(acc, 1 - acc)``."""
-    y = torch.as_tensor(y).bool().flatten()
-    if y.shape[0] != pred.shape[0]:
-        raise ValueError(f"labels have {y.shape[0]} rows, predictions {pred.shape[0]}")
+    y = check_targets(y, pred.shape[0]).bool().flatten()
     acc = float((pred.bool() == y).float().mean())
     return max(acc, 1.0 - acc)
 
 
-class CCS:
+class CCS(Estimator):
     """Contrast-Consistent Search.
 
     Loss per pair: ``(p+ - (1 - p-))^2 + min(p+, p-)^2`` with ``p = sigmoid(w . x + b)`` on per-side
     normalised activations (each side centred, and scaled per dimension when ``var_normalize``). All
     ``n_restarts`` probes train in parallel (AdamW, full batch); the one with the lowest loss is kept.
 
-    ``n_threads``: torch threads while fitting (None leaves the caller's setting; it is restored after).
-    Learned attributes: ``direction_ [d]``, ``bias_``, ``loss_`` (best), ``losses_ [n_restarts]``.
+    ``threads``: torch threads while fitting (None leaves the caller's setting; it is restored after;
+    ``n_threads`` is its deprecated old name).
+    Learned attributes: ``direction_ [d]``, ``bias_``, ``loss_`` (best), ``losses_ [n_restarts]``,
+    ``n_features_in_`` (d).
     """
 
     def __init__(self, n_restarts: int = 10, n_epochs: int = 1000, lr: float = 1e-3, weight_decay: float = 0.01,
-                 var_normalize: bool = True, seed: int = 0, progress: bool = False, n_threads: int | None = 1):
+                 var_normalize: bool = True, seed: int = 0, progress: bool = False, threads: int | None = 1,
+                 n_threads: Any = DEPRECATED):
         self.n_restarts, self.n_epochs, self.lr, self.weight_decay = n_restarts, n_epochs, lr, weight_decay
-        self.var_normalize, self.seed, self.progress, self.n_threads = var_normalize, seed, progress, n_threads
+        self.var_normalize, self.seed, self.progress, self.threads = var_normalize, seed, progress, threads
+        self.n_threads = n_threads
 
     def _norm(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (a - self.mean_pos_) / self.std_pos_, (b - self.mean_neg_) / self.std_neg_
@@ -66,6 +71,8 @@ class CCS:
         a, b = _pair(x_pos, x_neg)
         if a.shape[0] < 2:
             raise ValueError("CCS needs at least 2 contrast pairs")
+        threads = self._threads()
+        self.n_features_in_ = a.shape[1]
         one = torch.ones(a.shape[1])
         self.mean_pos_, self.mean_neg_ = a.mean(0), b.mean(0)
         self.std_pos_ = a.std(0).clamp_min(1e-6) if self.var_normalize else one
@@ -77,7 +84,7 @@ class CCS:
         bias = torch.zeros(r, requires_grad=True)
         opt = torch.optim.AdamW([w, bias], lr=self.lr, weight_decay=self.weight_decay)
         # tiny matrices: one thread is much faster than two on a shared machine (7.7 s vs 90 s measured)
-        with torch_threads(self.n_threads, blas=True):
+        with torch_threads(threads, blas=True):
             for _ in tqdm(range(self.n_epochs), desc="CCS", disable=not self.progress):
                 losses = self._loss(a, b, w, bias)
                 opt.zero_grad(set_to_none=True)
@@ -101,9 +108,8 @@ class CCS:
 
     def predict_proba(self, x_pos: Any, x_neg: Any) -> torch.Tensor:
         """``[n]`` the averaged confidence ``(p+ + 1 - p-) / 2`` (its sign convention is arbitrary)."""
-        if not hasattr(self, "direction_"):
-            raise RuntimeError("this CCS is not fitted yet; call .fit(x_pos, x_neg) first")
-        a, b = self._norm(*_pair(x_pos, x_neg))
+        self._check_fitted("direction_", "call .fit(x_pos, x_neg) first")
+        a, b = self._norm(*_pair(x_pos, x_neg, self.n_features_in_))
         p_pos = torch.sigmoid(a @ self.direction_ + self.bias_)
         p_neg = torch.sigmoid(b @ self.direction_ + self.bias_)
         return 0.5 * (p_pos + 1 - p_neg)
@@ -125,7 +131,7 @@ def _normalised_diffs(a: torch.Tensor, b: torch.Tensor, ref: tuple[torch.Tensor,
 
 def contrast_baselines(x_pos: Any, x_neg: Any, targets: dict[str, Any] | Any, test_fraction: float = 0.5,
                        n_random: int = 20, seed: int = 0, ccs_params: dict[str, Any] | None = None,
-                       n_threads: int | None = 1) -> dict[str, dict[str, float]]:
+                       threads: int | None = 1, n_threads: Any = DEPRECATED) -> dict[str, dict[str, float]]:
     """Fit every method on a train split (unsupervised ones ignore labels) and score on the test split.
 
     Args:
@@ -134,9 +140,10 @@ def contrast_baselines(x_pos: Any, x_neg: Any, targets: dict[str, Any] | Any, te
     Returns ``{method: {target: sign-free test accuracy}}`` for ``ccs``, ``pca_diff`` (top principal
     component of normalised differences), ``kmeans_diff`` (2-means on them), ``random`` (mean over
     ``n_random`` random directions) and ``logistic`` (supervised ceiling, trained on each target).
-    ``n_threads``: threads while fitting (1 is much faster for these sizes on a shared machine).
+    ``threads``: threads while fitting (1 is much faster for these sizes on a shared machine; ``n_threads`` is
+    its deprecated old name).
     """
-    with torch_threads(n_threads, blas=True):
+    with torch_threads(resolve_threads(threads, n_threads, "contrast_baselines"), blas=True):
         return _contrast_baselines(x_pos, x_neg, targets, test_fraction, n_random, seed, ccs_params)
 
 
@@ -147,10 +154,7 @@ def _contrast_baselines(x_pos, x_neg, targets, test_fraction, n_random, seed, cc
     a, b = _pair(x_pos, x_neg)
     if not isinstance(targets, dict):
         targets = {"label": targets}
-    ys = {k: torch.as_tensor(v).bool().flatten() for k, v in targets.items()}
-    for k, v in ys.items():
-        if v.shape[0] != a.shape[0]:
-            raise ValueError(f"target {k!r} has {v.shape[0]} rows but there are {a.shape[0]} contrast pairs")
+    ys = {k: check_targets(v, a.shape[0], f"target {k!r}").bool().flatten() for k, v in targets.items()}
     g = generator(seed, "contrast-split")
     perm = torch.randperm(a.shape[0], generator=g)
     n_test = max(1, int(round(test_fraction * a.shape[0])))

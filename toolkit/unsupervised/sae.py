@@ -22,14 +22,21 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from toolkit._estimator import DEPRECATED, Estimator, check_array, finite_problem
 from toolkit._threads import torch_threads
 from toolkit.unsupervised import train as T
 
 Architecture = Literal["relu", "topk"]
 NORMALIZATIONS = ("none", "expected_average_only_in")
+DEAD_LIMIT = 0.5  # warn after fit when more than this fraction of latents is dead ...
+EV_LIMIT = 0.5  # ... or the explained variance on the first training rows is below this
 
 
-class SparseAutoencoder:
+class SAEFitWarning(UserWarning):
+    """``SparseAutoencoder.fit`` ended with mostly dead latents or a poor reconstruction."""
+
+
+class SparseAutoencoder(Estimator):
     """Sparse autoencoder ``f = act(W_enc^T (x - b_dec) + b_enc)``, ``x_hat = W_dec^T f + b_dec``.
 
     Args:
@@ -51,12 +58,15 @@ class SparseAutoencoder:
         apply_b_dec_to_input: subtract ``b_dec`` before encoding (SAELens's name).
         freeze_decoder: keep the random unit-norm decoder fixed (a control; see ``FrozenDecoderSAE``).
         hook_name: recorded in the exported cfg (where the activations came from).
-        n_threads: ``"auto"`` (one thread for small SAEs, which is faster), an int, or None (leave as is).
-            The caller's thread count is restored after ``fit``.
+        threads: ``"auto"`` (one thread for small SAEs, which is faster), an int, or None (leave as is).
+            The caller's thread count is restored after ``fit``. (``n_threads``: its old name, deprecated.)
         device: ``"cpu"`` or e.g. ``"cuda"``.
 
     Learned attributes: ``W_enc_, b_enc_, W_dec_, b_dec_, scaling_factor_, d_in_, history_ (dict of lists),
-    n_samples_seen_, feature_density_ [d_sae] (firing rate over the last window), n_resampled_, fit_time_s_``.
+    n_samples_seen_, feature_density_ [d_sae] (firing rate over the last window), n_resampled_, fit_time_s_,
+    fit_metrics_`` (``explained_variance`` on the first training rows, ``dead_latents`` fraction). ``fit`` warns
+    (:class:`SAEFitWarning`) when more than ``DEAD_LIMIT`` of the latents are dead or ``explained_variance`` is
+    below ``EV_LIMIT``, naming the knobs to turn.
     """
 
     def __init__(self, d_sae: int | None = None, architecture: Architecture = "relu",
@@ -66,8 +76,9 @@ class SparseAutoencoder:
                  resample_dead: bool = True, resample_at: tuple[float, ...] = (0.25, 0.5),
                  dead_window: int | None = None, aux_k: int | None = None, aux_coefficient: float = 1 / 32,
                  normalize_activations: str = "none", apply_b_dec_to_input: bool = True,
-                 freeze_decoder: bool = False, hook_name: str | None = None, n_threads: int | str | None = "auto",
-                 device: str = "cpu", adam_betas: tuple[float, float] = (0.9, 0.999), log_every: int | None = None):
+                 freeze_decoder: bool = False, hook_name: str | None = None, threads: int | str | None = "auto",
+                 device: str = "cpu", adam_betas: tuple[float, float] = (0.9, 0.999), log_every: int | None = None,
+                 n_threads: Any = DEPRECATED):
         self.d_sae, self.architecture, self.l1_coefficient, self.k = d_sae, architecture, l1_coefficient, k
         self.lr, self.batch_size, self.n_samples, self.seed, self.progress = lr, batch_size, n_samples, seed, progress
         self.expansion_factor, self.lr_warmup, self.lr_decay, self.l1_warmup = (expansion_factor, lr_warmup,
@@ -75,9 +86,8 @@ class SparseAutoencoder:
         self.resample_dead, self.resample_at, self.dead_window = resample_dead, resample_at, dead_window
         self.aux_k, self.aux_coefficient = aux_k, aux_coefficient
         self.normalize_activations, self.apply_b_dec_to_input = normalize_activations, apply_b_dec_to_input
-        self.freeze_decoder, self.hook_name, self.n_threads, self.device = (freeze_decoder, hook_name,
-                                                                            n_threads, device)
-        self.adam_betas, self.log_every = adam_betas, log_every
+        self.freeze_decoder, self.hook_name, self.threads, self.device = freeze_decoder, hook_name, threads, device
+        self.adam_betas, self.log_every, self.n_threads = adam_betas, log_every, n_threads
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
@@ -99,8 +109,8 @@ class SparseAutoencoder:
             raise ValueError(f"lr must be > 0 and l1_coefficient >= 0, got lr={self.lr}, "
                              f"l1_coefficient={self.l1_coefficient}")
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "W_enc_"):
+    def _check_fitted(self, attr: str = "W_enc_", how: str = "") -> None:
+        if not hasattr(self, attr):
             raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call .fit(X) first "
                                f"(or load one with toolkit.unsupervised.load_saelens)")
 
@@ -110,11 +120,10 @@ class SparseAutoencoder:
         rows were used), a callable ``source(batch_size) -> [rows, d_in]``, or an iterable of batches.
         ``y`` is ignored (scikit-learn compatibility). Returns ``self``."""
         self._check_params()
+        threads = self._threads()
         device = torch.device(self.device)
         if isinstance(X, torch.Tensor | np.ndarray):
-            X = T.as_2d_float(X)
-            if not bool(torch.isfinite(X).all()):
-                raise ValueError("X contains NaN or inf; clean the activations before fitting")
+            X, _ = check_array(X)
         gen = T.generator(self.seed, "sae-data")
         stream = T.batch_stream(X, self.batch_size, gen, device)
         head = T.first_rows(stream, min(4 * self.batch_size, self.n_samples))
@@ -125,14 +134,43 @@ class SparseAutoencoder:
         if self.architecture == "topk" and self.k > d_sae:
             raise ValueError(f"k={self.k} is larger than d_sae={d_sae}; choose k <= d_sae")
         init = torch.cat(head)
-        if not bool(torch.isfinite(init).all()):
-            raise ValueError("the activations contain NaN or inf; clean them before fitting")
+        problem = finite_problem(init, "the first batches of the activation source")
+        if problem is not None:
+            raise ValueError(problem)
         scale = 1.0
         if self.normalize_activations == "expected_average_only_in":
             scale = float(d_in ** 0.5 / init.norm(dim=1).mean().clamp_min(1e-12))
-        with torch_threads(T.auto_threads(self.n_threads, d_in, d_sae, device), blas=True):
+        with torch_threads(T.auto_threads(threads, d_in, d_sae, device), blas=True):
             self._train(head, stream, d_in, d_sae, scale, init.mean(0) * scale, gen, device)
+        self._report_fit(init)
         return self
+
+    def _report_fit(self, rows: torch.Tensor) -> None:
+        """Set ``fit_metrics_`` and warn once if the fit is poor (mostly dead latents or low explained variance)."""
+        ev = self.evaluate(rows)["explained_variance"]
+        dead = self.n_dead_ / self.d_sae_
+        self.fit_metrics_ = {"explained_variance": ev, "dead_latents": dead}
+        if dead <= DEAD_LIMIT and ev >= EV_LIMIT:
+            return
+        found = []
+        if dead > DEAD_LIMIT:
+            window = self.dead_window or min(max(self.n_samples // 10, 20 * self.batch_size), 500_000)
+            found.append(f"{dead:.1%} of the {self.d_sae_} latents are dead (silent for the last {window:,} "
+                         f"training rows; limit {DEAD_LIMIT:.0%})")
+        if ev < EV_LIMIT:
+            found.append(f"explained_variance is {ev:.3f} on the first {len(rows):,} training rows (limit {EV_LIMIT})")
+        knobs = []
+        if self.architecture == "relu":
+            knobs.append(f"lower l1_coefficient (now {self.l1_coefficient:g})")
+        else:
+            knobs.append(f"raise k (now {self.k})" if ev < EV_LIMIT else "raise aux_coefficient")
+        if self.normalize_activations == "none":
+            knobs.append("normalise the inputs (normalize_activations='expected_average_only_in')")
+        knobs.append(f"train on more rows (n_samples, now {self.n_samples:,})")
+        if self.architecture == "relu":
+            knobs.append("or use architecture='topk' with k latents per row, which cannot go silent")
+        warnings.warn(f"SparseAutoencoder fit looks poor: {' and '.join(found)}. Knobs to turn: {', '.join(knobs)}. "
+                      "fit_metrics_ holds these numbers.", SAEFitWarning, stacklevel=3)
 
     def _init_weights(self, d_in: int, d_sae: int, b_dec0: torch.Tensor, device: torch.device):
         g = T.generator(self.seed, "sae-init")
@@ -231,11 +269,9 @@ class SparseAutoencoder:
     # ------------------------------------------------------------------ inference
     def _prep(self, X: Any) -> tuple[torch.Tensor, tuple[int, ...]]:
         self._check_fitted()
-        x = torch.as_tensor(X) if not isinstance(X, torch.Tensor) else X
-        if x.ndim < 1 or x.shape[-1] != self.d_in_:
-            raise ValueError(f"expected activations [..., d_in={self.d_in_}], got shape {tuple(x.shape)}")
+        x, _ = check_array(X, ndim=None, n_features=self.d_in_, fitted=f"this {type(self).__name__}")
         lead = tuple(x.shape[:-1])
-        return x.reshape(-1, self.d_in_).to(self.W_enc_.device, torch.float32), lead
+        return x.reshape(-1, self.d_in_).to(self.W_enc_.device), lead
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -285,20 +321,12 @@ class SparseAutoencoder:
         w = self.W_dec_.cpu()
         return w / w.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
+    @property
+    def n_features_in_(self) -> int:
+        """``d_in_`` under scikit-learn's name (AttributeError before fit, as scikit-learn)."""
+        return self.d_in_
+
     # ------------------------------------------------------------------ io
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        import inspect
-
-        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
-
-    def set_params(self, **params: Any) -> SparseAutoencoder:
-        valid = self.get_params()
-        for k, v in params.items():
-            if k not in valid:
-                raise ValueError(f"unknown parameter {k!r}; valid: {sorted(valid)}")
-            setattr(self, k, v)
-        return self
-
     def save(self, path: str, **metadata: Any) -> str:
         """Write ``sae_weights.safetensors`` + ``cfg.json`` (+ ``sparsity.safetensors``) in SAELens's layout."""
         from toolkit.unsupervised.saelens_io import save_saelens

@@ -20,16 +20,16 @@ import numpy as np
 import torch
 
 # SAEs with d_in * d_sae at or below this train faster on one thread than on two (measured on a shared
-# 2-core machine; see benchmarks/sae_throughput.py); n_threads="auto" uses 1 thread for them.
+# 2-core machine; see benchmarks/sae_throughput.py); threads="auto" uses 1 thread for them.
 SMALL_SAE_WEIGHTS = 1 << 19
 
 
 def auto_threads(n: int | str | None, d_in: int, d_sae: int, device: torch.device) -> int | None:
-    """Resolve ``n_threads``: ``"auto"`` -> 1 for small CPU SAEs, else None (leave torch's setting)."""
+    """Resolve an SAE's ``threads``: ``"auto"`` -> 1 for small CPU SAEs, else None (leave torch's setting)."""
     if n == "auto":
         return 1 if (device.type == "cpu" and d_in * d_sae <= SMALL_SAE_WEIGHTS) else None
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"n_threads must be 'auto', None or a positive int, got {n!r}")
+        raise ValueError(f"threads must be 'auto', None or a positive int, got {n!r}")
     return n
 
 
