@@ -68,7 +68,21 @@ class _Dictionary(Estimator):
         return f"{type(self).__name__}({n}{', fitted' if hasattr(self, 'dictionary_') else ''})"
 
 
-class PCA(_Dictionary):
+class _SklearnDictionary(_Dictionary):
+    """A fitted scikit-learn decomposition in ``model_``: its ``transform`` / ``inverse_transform``."""
+
+    def transform(self, X: Any) -> torch.Tensor:
+        """``[n, d]`` -> codes ``[n, n_components]``."""
+        x = _np(self._x(X))
+        return torch.from_numpy(self.model_.transform(x)).float()
+
+    def reconstruct(self, X: Any) -> torch.Tensor:
+        """``[n, d]`` -> ``[n, d]`` through the codes."""
+        codes = self.transform(X).double().numpy()
+        return torch.from_numpy(self.model_.inverse_transform(codes)).float()
+
+
+class PCA(_SklearnDictionary):
     """Principal components. ``transform`` -> projections ``[n, n_components]`` of the centred data."""
 
     def __init__(self, n_components: int = 16, seed: int = 0, threads: int | None = 1,
@@ -85,16 +99,8 @@ class PCA(_Dictionary):
         self.dictionary_ = torch.from_numpy(self.model_.components_).float()
         self.explained_variance_ratio_ = torch.from_numpy(self.model_.explained_variance_ratio_).float()
 
-    def transform(self, X: Any) -> torch.Tensor:
-        x = _np(self._x(X))
-        return torch.from_numpy(self.model_.transform(x)).float()
 
-    def reconstruct(self, X: Any) -> torch.Tensor:
-        codes = self.transform(X).double().numpy()
-        return torch.from_numpy(self.model_.inverse_transform(codes)).float()
-
-
-class ICA(_Dictionary):
+class ICA(_SklearnDictionary):
     """FastICA. ``dictionary_`` = unit-norm columns of the mixing matrix; ``transform`` -> sources."""
 
     def __init__(self, n_components: int = 16, max_iter: int = 400, seed: int = 0, threads: int | None = 1,
@@ -116,14 +122,6 @@ class ICA(_Dictionary):
                                   random_state=self.seed).fit(x)
         self.mixing_ = torch.from_numpy(self.model_.mixing_).float()  # [d, n_components]
         self.dictionary_ = unit_rows(self.mixing_.T)
-
-    def transform(self, X: Any) -> torch.Tensor:
-        x = _np(self._x(X))
-        return torch.from_numpy(self.model_.transform(x)).float()
-
-    def reconstruct(self, X: Any) -> torch.Tensor:
-        codes = self.transform(X).double().numpy()
-        return torch.from_numpy(self.model_.inverse_transform(codes)).float()
 
 
 class KMeans(_Dictionary):
