@@ -60,7 +60,7 @@ def finite_problem(X: torch.Tensor, what: str = "X") -> str | None:
     rows = nonfinite_rows(X)
     if rows is None:
         return None
-    keep = f"torch.isfinite({what})" + (f".reshape(len({what}), -1).all(1)" if X.ndim > 1 else "")
+    keep = f"torch.isfinite({what})" + {1: "", 2: ".all(1)"}.get(X.ndim, f".reshape(len({what}), -1).all(1)")
     return (f"{what} has {rows}; drop those rows (keep = {keep}, then index X and y with keep) or impute them, "
             "and check where they came from (e.g. a diverged model or a division by zero)")
 
