@@ -52,7 +52,7 @@ def minimal_loop(X: torch.Tensor, d_sae: int, steps: int, batch: int) -> float:
 
 def ours(X: torch.Tensor, d_sae: int, steps: int, batch: int, threads: int) -> float:
     sae = SparseAutoencoder(d_sae=d_sae, n_samples=steps * batch, batch_size=batch, l1_coefficient=1e-3,
-                            progress=False, n_threads=threads, seed=0)
+                            progress=False, threads=threads, seed=0)
     sae.fit(X)
     return sae.n_samples_seen_ / sae.fit_time_s_
 

@@ -67,7 +67,7 @@ def main() -> None:
     X = data.sample(spec["n_eval"], torch.Generator().manual_seed(10_000 + args.seed))
     Xb = data.sample(spec["n_baseline"], torch.Generator().manual_seed(20_000 + args.seed))
     print(f"{data!r}; SAE {spec['d_sae']} latents, l1 {l1}, batch {batch}, lr {spec['lr']}, {n_samples:,} samples, "
-          f"torch threads {torch.get_num_threads()} (SAE: n_threads='auto')")
+          f"torch threads {torch.get_num_threads()} (SAE: threads='auto')")
     common = dict(d_sae=spec["d_sae"], n_samples=n_samples, batch_size=batch, lr=spec["lr"], seed=args.seed,
                   progress=False)
     rows = {"sae": fit("SAE relu+L1", U.SparseAutoencoder(l1_coefficient=l1, **common), data.source(args.seed + 1),

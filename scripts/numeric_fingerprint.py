@@ -54,7 +54,7 @@ def main() -> int:
 
     torch.set_num_threads(1)
     X = ci_toy(seed=0).sample(20_000, torch.Generator().manual_seed(0))
-    sae = SparseAutoencoder(d_sae=256, l1_coefficient=0.3, n_samples=100_000, seed=0, n_threads=1,
+    sae = SparseAutoencoder(d_sae=256, l1_coefficient=0.3, n_samples=100_000, seed=0, threads=1,
                             progress=False).fit(X)
     task = tasks.TreeSearch(n_nodes=8, max_path=4)
     model = models.build(task, seed=0)

@@ -40,7 +40,7 @@ from toolkit.unsupervised.metrics import (
 )
 from toolkit.unsupervised.model_data import activation_source, collect_activations
 from toolkit.unsupervised.report import SAEReport, dataset_labels, model_label_report, sae_label_report
-from toolkit.unsupervised.sae import SparseAutoencoder
+from toolkit.unsupervised.sae import SAEFitWarning, SparseAutoencoder
 from toolkit.unsupervised.saelens_io import load_saelens, save_saelens
 from toolkit.unsupervised.toy_data import (
     SparseFeatureData,
@@ -56,6 +56,6 @@ __all__ = [
     "SparseAutoencoder", "SparseFeatureData", "ToyModelOfSuperposition", "ci_toy", "compare_to_control",
     "contrast_baselines", "cosine_matrix", "distractor_demo", "fraction_recovered", "ground_truth_scores",
     "load_saelens", "make_contrast_pairs", "match_labels", "mcc", "mmcs", "mmcs_between", "plant_feature",
-    "planted_recall", "reconstruction_metrics", "save_saelens", "sharkey_toy", "spliced_scores", "train_tms",
-    "uniqueness",
+    "planted_recall", "reconstruction_metrics", "SAEFitWarning", "save_saelens", "sharkey_toy", "spliced_scores",
+    "train_tms", "uniqueness",
 ]
