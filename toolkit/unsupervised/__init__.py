@@ -40,8 +40,8 @@ from toolkit.unsupervised.metrics import (
 )
 from toolkit.unsupervised.model_data import activation_source, collect_activations
 from toolkit.unsupervised.report import SAEReport, dataset_labels, model_label_report, sae_label_report
-from toolkit.unsupervised.sae import SAEFitWarning, SparseAutoencoder
-from toolkit.unsupervised.saelens_io import load_saelens, save_saelens
+from toolkit.unsupervised.sae import SAEFitWarning, SparseAutoencoder, load_saelens
+from toolkit.unsupervised.saelens_io import save_saelens
 from toolkit.unsupervised.toy_data import (
     SparseFeatureData,
     ToyModelOfSuperposition,

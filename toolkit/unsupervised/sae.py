@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from toolkit._estimator import DEPRECATED, Estimator, check_array, finite_problem
 from toolkit._threads import torch_threads
+from toolkit.unsupervised import saelens_io
 from toolkit.unsupervised import train as T
 
 Architecture = Literal["relu", "topk"]
@@ -123,7 +124,7 @@ class SparseAutoencoder(Estimator):
         threads = self._threads()
         device = torch.device(self.device)
         if isinstance(X, torch.Tensor | np.ndarray):
-            X, _ = check_array(X)
+            X, _ = check_array(self._flat_hook_z(X))
         gen = T.generator(self.seed, "sae-data")
         stream = T.batch_stream(X, self.batch_size, gen, device)
         head = T.first_rows(stream, min(4 * self.batch_size, self.n_samples))
@@ -267,8 +268,18 @@ class SparseAutoencoder(Estimator):
         self.fit_time_s_ = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ inference
+    def _flat_hook_z(self, X: Any, d_in: int | None = None) -> Any:
+        """SAELens's hook_z convention: an SAE whose ``hook_name`` ends in ``hook_z`` takes per-head outputs
+        ``[..., n_heads, d_head]`` and sees them flat, ``[..., n_heads * d_head]``; other inputs pass unchanged."""
+        if saelens_io.reshape_for(self.hook_name) != "hook_z" or not isinstance(X, torch.Tensor | np.ndarray):
+            return X
+        if X.ndim >= 3 and (d_in is None or (X.shape[-1] != d_in and X.shape[-2] * X.shape[-1] == d_in)):
+            return X.reshape(*X.shape[:-2], X.shape[-2] * X.shape[-1])
+        return X
+
     def _prep(self, X: Any) -> tuple[torch.Tensor, tuple[int, ...]]:
         self._check_fitted()
+        X = self._flat_hook_z(X, self.d_in_)
         x, _ = check_array(X, ndim=None, n_features=self.d_in_, fitted=f"this {type(self).__name__}")
         lead = tuple(x.shape[:-1])
         return x.reshape(-1, self.d_in_).to(self.W_enc_.device), lead
@@ -299,8 +310,11 @@ class SparseAutoencoder(Estimator):
         return self.fit(X).transform(X)
 
     def reconstruct(self, X: Any) -> torch.Tensor:
-        """``[..., d_in]`` -> ``[..., d_in]``: decode(encode(X))."""
-        return self.decode(self.encode(X))
+        """``[..., d_in]`` -> ``[..., d_in]``: decode(encode(X)); hook_z input ``[..., n_heads, d_head]``
+        comes back in that shape (SAELens's convention)."""
+        out = self.decode(self.encode(X))
+        shape = getattr(X, "shape", None)
+        return out.reshape(tuple(shape)) if shape is not None and tuple(out.shape) != tuple(shape) else out
 
     def score(self, X: Any, y: Any = None) -> float:
         """Explained variance of the reconstruction of ``X`` (1 = perfect, higher is better)."""
@@ -328,13 +342,29 @@ class SparseAutoencoder(Estimator):
 
     # ------------------------------------------------------------------ io
     def save(self, path: str, **metadata: Any) -> str:
-        """Write ``sae_weights.safetensors`` + ``cfg.json`` (+ ``sparsity.safetensors``) in SAELens's layout."""
-        from toolkit.unsupervised.saelens_io import save_saelens
-
-        return save_saelens(self, path, **metadata)
+        """Write ``sae_weights.safetensors`` + ``cfg.json`` (+ ``sparsity.safetensors``) in SAELens's layout,
+        with the training settings in ``cfg["metadata"]["searchlight"]`` (see :mod:`saelens_io`)."""
+        return saelens_io.save_saelens(self, path, **metadata)
 
     def __repr__(self) -> str:
         shape = f"{self.d_in_}x{self.W_enc_.shape[1]}" if hasattr(self, "W_enc_") else f"d_sae={self.d_sae}"
         extra = f"k={self.k}" if self.architecture == "topk" else f"l1={self.l1_coefficient:g}"
         fitted = ", fitted" if hasattr(self, "W_enc_") else ""
         return f"{type(self).__name__}({self.architecture}, {shape}, {extra}{fitted})"
+
+
+def load_saelens(path: str, device: str = "cpu") -> SparseAutoencoder:
+    """Load a folder in SAELens's layout (ours, or a standard/topk SAE saved by SAELens) as a fitted
+    :class:`SparseAutoencoder` ready for ``transform`` / ``reconstruct``. Training settings saved by
+    :meth:`SparseAutoencoder.save` come back in ``get_params()``; the input scaling is already folded into
+    the weights, so ``scaling_factor_`` is 1. ``cfg_`` holds the cfg.json dict."""
+    found = saelens_io.read_saelens(path, device=device)
+    known = SparseAutoencoder().get_params()
+    sae = SparseAutoencoder(**{k: v for k, v in found["params"].items() if k in known and k != "n_threads"})
+    w, cfg = found["weights"], found["cfg"]
+    sae.W_enc_, sae.b_enc_, sae.W_dec_, sae.b_dec_ = w["W_enc"], w["b_enc"], w["W_dec"], w["b_dec"]
+    sae.scaling_factor_, sae.d_in_, sae.d_sae_ = 1.0, int(cfg["d_in"]), int(cfg["d_sae"])
+    if found["density"] is not None:
+        sae.feature_density_ = found["density"]
+    sae.cfg_ = cfg
+    return sae
