@@ -13,21 +13,21 @@ See toolkit/exercises/README.md for the conventions.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from toolkit.exercises.authoring import (  # noqa: E402
+from authoring import (  # noqa: E402
     AuthoringError,
     all_solutions,
     learner_path,
     learner_text,
     solutions_module,
 )
+
+from toolkit._io import atomic_write  # noqa: E402
 
 SOLUTIONS_DIR = ROOT / "tutorials" / "solutions"
 MODULE = ROOT / "toolkit" / "exercises" / "_solutions.py"
@@ -38,13 +38,6 @@ def planned() -> dict[Path, str]:
     out = {learner_path(p): learner_text(p) for p in sorted(SOLUTIONS_DIR.glob("[0-9][0-9]_*.ipynb"))}
     out[MODULE] = solutions_module(all_solutions(SOLUTIONS_DIR))
     return out
-
-
-def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             print(f"out of date: {rel}")
         else:
-            write_atomic(path, files[path])
+            atomic_write(path, files[path])
             print(f"wrote {rel}")
     if args.check and stale:
         print("run: python scripts/make_learner_notebooks.py", file=sys.stderr)

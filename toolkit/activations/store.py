@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
+
+from toolkit._io import atomic_write
 
 MANIFEST = "manifest.json"
 ROWS = "rows.safetensors"
@@ -34,26 +35,13 @@ def shard_name(k: int) -> str:
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    """Write a safetensors file atomically (temp file in the same folder, then ``os.replace``)."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write a safetensors file atomically (:func:`toolkit._io.atomic_write`)."""
+    atomic_write(path, save({k: v.contiguous() for k, v in tensors.items()}))
 
 
 def atomic_write_json(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write ``obj`` as indented JSON atomically (:func:`toolkit._io.atomic_write`)."""
+    atomic_write(path, json.dumps(obj, indent=1))
 
 
 def fingerprint(*tensors: torch.Tensor, extra: Any = None) -> str:

@@ -22,16 +22,16 @@ custom checker), write the solution notebook ``tutorials/solutions/NN_<name>.ipy
 ``# SOLUTION`` / ``# END SOLUTION`` blocks, and run ``scripts/make_learner_notebooks.py``.
 """
 
+from toolkit.exercises import chapters  # noqa: F401 - importing registers every chapter's exercises
+from toolkit.exercises.checking import CheckResult, check
 from toolkit.exercises.claims import Claim, ClaimFailed, claim, run_seed
 from toolkit.exercises.core import (
     Case,
-    CheckResult,
     Exercise,
     ExerciseFailed,
     Mistake,
     all_exercises,
     call,
-    check,
     function_exercise,
     get,
     register,

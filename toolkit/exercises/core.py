@@ -1,4 +1,4 @@
-"""Exercises: the registry, the checker protocol and :func:`check`.
+"""Exercises: the registry and the checker protocol (:func:`~toolkit.exercises.checking.check` runs them).
 
 An :class:`Exercise` owns a *checker*: a function that takes the learner's answer and yields
 :class:`Case` results. Most exercises ask for a function and are built with :func:`function_exercise`:
@@ -25,7 +25,6 @@ from typing import Any
 import torch
 
 from toolkit.exercises.compare import describe, diff
-from toolkit.exercises.stops import ExerciseNotDone, current_shell
 
 ID_RE = re.compile(r"^\d\d\.[a-z0-9_]+$")
 STRICT_ENV = "SEARCHLIGHT_STRICT"
@@ -213,13 +212,8 @@ def register(exercise: Exercise) -> Exercise:
     return exercise
 
 
-def _load_all() -> None:
-    from toolkit.exercises import chapters  # noqa: F401 - importing registers every chapter's exercises
-
-
 def get(exercise_id: str) -> Exercise:
     """The registered exercise; unknown ids raise KeyError listing the valid ones."""
-    _load_all()
     if exercise_id not in _REGISTRY:
         raise KeyError(f"no exercise {exercise_id!r}; registered exercises: {sorted(_REGISTRY)}")
     return _REGISTRY[exercise_id]
@@ -228,7 +222,6 @@ def get(exercise_id: str) -> Exercise:
 def all_exercises(notebook: str | None = None) -> list[Exercise]:
     """Every registered exercise (of one notebook, e.g. ``"01"``), by notebook, then in registration order
     (register a chapter's exercises in the order the notebook introduces them)."""
-    _load_all()
     return sorted((e for e in _REGISTRY.values() if notebook is None or e.notebook == notebook),
                   key=lambda e: e.notebook)
 
@@ -277,50 +270,6 @@ def function_exercise(id: str, *, title: str, difficulty: int, importance: int, 
                              signature, list(mistakes)))
 
 
-@dataclass
-class CheckResult:
-    """What :func:`check` found. Truthy when every case passed."""
-
-    exercise: Exercise
-    cases: list[Case]
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.cases) and all(c.passed for c in self.cases)
-
-    def __bool__(self) -> bool:
-        return self.passed
-
-    @property
-    def failures(self) -> list[Case]:
-        return [c for c in self.cases if not c.passed]
-
-    @property
-    def message(self) -> str:
-        """The first failure's message ("" when passed)."""
-        return self.failures[0].message if self.failures else ""
-
-    def text(self) -> str:
-        from toolkit.exercises.display import result_text
-
-        return result_text(self)
-
-    def html(self) -> str:
-        from toolkit.exercises.display import result_html
-
-        return result_html(self)
-
-    def __repr__(self) -> str:
-        n_ok = sum(c.passed for c in self.cases)
-        state = "passed" if self.passed else "failed"
-        return f"<CheckResult {self.exercise.id}: {state}, {n_ok}/{len(self.cases)} cases>"
-
-    def _ipython_display_(self) -> None:
-        from toolkit.exercises.display import show_result
-
-        show_result(self)
-
-
 def run_checks(exercise: Exercise, answer: Any, max_failures: int = 3) -> list[Case]:
     """Run the checker, turning exceptions into failed cases. Stops after ``max_failures`` failures."""
     cases: list[Case] = []
@@ -349,40 +298,3 @@ def run_checks(exercise: Exercise, answer: Any, max_failures: int = 3) -> list[C
 
 def strict_mode() -> bool:
     return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes")
-
-
-def check(exercise_id: str, answer: Any, *, show: bool = True, record: bool = True) -> CheckResult:
-    """Check an answer to a registered exercise and show a compact pass/fail report.
-
-    In a notebook, end the cell with ``ex.check("01.bfs", bfs_path)``: a widget lists the failing cases with
-    *what* is wrong, plus Hint and Show-solution buttons after a failed attempt. Outside a kernel the report is
-    printed as text. The outcome is recorded in the progress file (see :func:`toolkit.exercises.progress`).
-
-    Args:
-        exercise_id: e.g. ``"01.bfs"``.
-        answer: usually your function (not its result).
-        show: display the report (False: just return the result).
-        record: save the outcome to the progress file.
-
-    Returns:
-        A :class:`CheckResult` (truthy when passed). With ``SEARCHLIGHT_STRICT=1`` a failure raises
-        :class:`ExerciseFailed` instead, which is how the solution notebooks are tested. In a notebook (and
-        ``show=True``) a failure raises :class:`~toolkit.exercises.stops.ExerciseNotDone` after the report, so
-        that Run All stops at the first unsolved exercise; it prints one line, not a traceback.
-    """
-    exercise = get(exercise_id)
-    result = CheckResult(exercise, run_checks(exercise, answer))
-    if record:
-        from toolkit.exercises.tracking import record_attempt
-
-        record_attempt(exercise.id, result.passed)
-    if show:
-        from toolkit.exercises.display import announce
-
-        announce(result)
-    if strict_mode() and not result.passed:
-        raise ExerciseFailed(result.text())
-    if show and not result.passed and current_shell() is not None:
-        started = not any(c.name == NOT_STARTED for c in result.cases)
-        raise ExerciseNotDone(exercise.id, started)  # Run All stops here, with one line (see stops.py)
-    return result

@@ -12,10 +12,11 @@ import inspect
 import re
 from typing import TYPE_CHECKING, Any
 
-from toolkit.exercises.core import get
+from toolkit.exercises.core import all_exercises, get, stars
+from toolkit.exercises.tracking import record_solution_viewed
 
 if TYPE_CHECKING:
-    from toolkit.exercises.core import CheckResult
+    from toolkit.exercises.checking import CheckResult
 
 _GREEN, _RED, _BLUE = "#2e7d32", "#c62828", "#1565c0"
 _BOX = ("border-left: 4px solid {color}; padding: 4px 10px; margin: 4px 0; "
@@ -163,8 +164,6 @@ def solution_source(exercise_id: str) -> str:
 
 
 def solution_html(exercise_id: str) -> str:
-    from toolkit.exercises.tracking import record_solution_viewed
-
     record_solution_viewed(exercise_id)
     code = html.escape(solution_source(exercise_id))
     return (f'<div style="{_BOX.format(color=_BLUE)}"><b>Solution to {html.escape(exercise_id)}</b>'
@@ -198,7 +197,6 @@ def show_solution(exercise_id: str) -> _Shown:
 
 def overview(notebook: str) -> _Shown:
     """A table of one notebook's exercises: id, title, difficulty, importance, minutes."""
-    from toolkit.exercises.core import all_exercises, stars
 
     exs = all_exercises(notebook)
     if not exs:

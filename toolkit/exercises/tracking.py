@@ -15,11 +15,13 @@ from __future__ import annotations
 import html
 import json
 import os
-import tempfile
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from toolkit._io import atomic_write
+from toolkit.exercises.core import all_exercises
 
 ENV = "SEARCHLIGHT_PROGRESS"
 _OFF = {"off", "none", "0", "false", ""}
@@ -59,16 +61,7 @@ def _save(data: dict[str, Any]) -> None:
     if path is None:
         return
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".progress-", suffix=".json", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, json.dumps(data, indent=1, sort_keys=True))
     except OSError as err:
         if not _warned:
             warnings.warn(f"could not save exercise progress to {path} ({err}); set {ENV} to a writable file, "
@@ -148,8 +141,6 @@ class ProgressReport:
 
 def progress(notebook: str | None = None) -> ProgressReport:
     """Overview of checks passed per notebook (all registered exercises, or one notebook's)."""
-    from toolkit.exercises.core import all_exercises
-
     saved = load()["exercises"]
     by_nb: dict[str, list[tuple[str, str]]] = {}
     for ex in all_exercises(notebook):

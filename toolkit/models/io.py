@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
+from toolkit._io import atomic_write
 from toolkit.models.build import ARCH_KEYS, boot, meta
+
+_atomic_write = atomic_write  # old private name, still imported by scripts/train_checkpoints.py
 
 FORMAT = "searchlight-model"
 FORMAT_VERSION = 1
@@ -33,24 +35,6 @@ def paths(path: str | os.PathLike) -> tuple[Path, Path]:
     if p.suffix in (".safetensors", ".json"):
         p = p.with_suffix("")
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _jsonable(x: Any) -> Any:
@@ -91,8 +75,8 @@ def save(model: Any, path: str | os.PathLike, extra: dict[str, Any] | None = Non
         "weights_file": weights_path.name,
         "extra": extra,
     }
-    _atomic_write(weights_path, blob)
-    _atomic_write(sidecar_path, (json.dumps(_jsonable(sidecar), indent=1) + "\n").encode())
+    atomic_write(weights_path, blob)
+    atomic_write(sidecar_path, (json.dumps(_jsonable(sidecar), indent=1) + "\n").encode())
     return weights_path
 
 

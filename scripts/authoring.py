@@ -14,6 +14,7 @@ In a solution notebook (``tutorials/solutions/NN_name.ipynb``):
 :func:`make_learner` does the transformation (outputs cleared), :func:`extract_solutions` returns each
 exercise cell without its markers (what ``ex.show_solution`` displays), and :func:`solutions_module`
 renders them into ``toolkit/exercises/_solutions.py``. ``scripts/make_learner_notebooks.py`` writes both.
+An authoring tool, not part of the installed ``toolkit`` package: learners never import it.
 """
 
 from __future__ import annotations
