@@ -77,7 +77,7 @@ def test_attention_explorer_query_options_follow_the_example(tree):
     assert f"attention from 5: {ex._tokens()[5]}" in ex.figures["task"].axes[0].get_title()
     with pytest.raises(ValueError, match="out of range"):
         widgets.AttentionExplorer(model, data, max_examples=8, example=8)
-    with pytest.raises(TypeError, match="SearchDataset"):
+    with pytest.raises(ValueError, match="on plain tokens needs vocab="):  # plain tokens work with vocab=
         widgets.AttentionExplorer(model, data.tokens)
 
 

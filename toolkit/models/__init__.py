@@ -11,7 +11,7 @@
     control = models.pretrained("tree-8", random_init=True)   # same architecture, untrained
 """
 
-from toolkit.models.build import DEFAULT_ARCH, arch_for, build, fast_module, n_params, task_of
+from toolkit.models.build import DEFAULT_ARCH, arch_for, build, check_bridge, fast_module, n_params, task_of
 from toolkit.models.evaluate import EvalResult, evaluate, greedy_generate, num_threads, target_loss
 from toolkit.models.io import load, read_sidecar, save
 from toolkit.models.pretrained import CHECKPOINT_DIR, available, pretrained
@@ -26,6 +26,7 @@ __all__ = [
     "arch_for",
     "available",
     "build",
+    "check_bridge",
     "evaluate",
     "fast_module",
     "greedy_generate",

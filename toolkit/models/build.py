@@ -106,6 +106,20 @@ def build(task: Any, device: str | torch.device | None = None, **overrides: Any)
     return model
 
 
+def check_bridge(model: Any, who: str) -> None:
+    """One clear error when ``model`` is not a TransformerBridge, with the fix for an in-memory HF model."""
+    if hasattr(model, "hook_dict") and hasattr(model, "cfg"):
+        return
+    if hasattr(model, "save_pretrained") and hasattr(model, "config"):
+        raise TypeError(f"{who} runs TransformerBridge models; this is a Hugging Face {type(model).__name__} in "
+                        "memory. Save it to a folder and boot the bridge from there (booting an in-memory model "
+                        "makes transformer_lens reach for the hub): model.save_pretrained(folder); "
+                        "tokenizer.save_pretrained(folder); bridge = TransformerBridge.boot_transformers(folder) "
+                        "(from transformer_lens.model_bridge import TransformerBridge)")
+    raise TypeError(f"{who} needs a TransformerBridge (models.build(task), models.pretrained(name) or "
+                    f"TransformerBridge.boot_transformers(folder)); got {type(model).__name__}")
+
+
 def n_params(model: torch.nn.Module) -> int:
     """Number of trainable parameters (each shared tensor counted once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

@@ -191,10 +191,10 @@ def fit_cells(result: SweepResult, acts: Any, cells: list[Cell], cache_x: dict[s
             for h in o.hooks:
                 x = src[v][h]
                 shapes.setdefault((cell.kind, cell.K, x.shape[1]), []).append(((c, v, h), (x, y, cell.tr, cell.te)))
-        if o.baseline and cell.lab.baseline_features is not None:
-            if cell.name not in baseline_x:
-                baseline_x[cell.name] = acts.baseline_features(cell.name)
-            x = baseline_x[cell.name]
+        if o.baseline and cell.name not in baseline_x:
+            baseline_x[cell.name] = acts.baseline_features(cell.name)
+        x = baseline_x.get(cell.name)
+        if x is not None:
             shapes.setdefault((cell.kind, cell.K, x.shape[1]), []).append(
                 ((c, "baseline", None), (x, cell.y, cell.tr, cell.te)))
     outs: dict[tuple[int, str, Any], torch.Tensor] = {}

@@ -36,6 +36,7 @@ from toolkit._threads import torch_threads
 from toolkit.activations.hooks import _matches
 from toolkit.probes.cells import Cell, Options, fit_cells
 from toolkit.probes.result import SweepResult
+from toolkit.tasks.base import Label
 
 GroupSpec = None | str | Callable[[Any], torch.Tensor]
 MAX_BATCH_FLOATS = 1 << 26  # training features in one batched solve (256 MB as float32): bounds peak memory
@@ -160,16 +161,97 @@ def control_types(acts: Any, control: Any) -> torch.Tensor | None:
                      "acts -> [n_rows] type ids")
 
 
-def sweep(acts: Any, labels: Sequence[str] | str | None = None, layers: Any = None, *, control: Any = "token+position",
-          random_acts: Any = None, baseline: bool = True, group_by: GroupSpec = None, probe: str = "linear",
-          test_frac: float = 0.25, C: float = 1.0, alpha: float = 1.0, n_boot: int = 200, margin: float = 0.02,
-          min_rows: int = 40, max_iter: int = 200, tol: float = 1e-4, seed: int = 0, progress: bool = True,
-          threads: int | None = 1) -> SweepResult:
+class OwnLabels:
+    """``acts`` seen with labels given as a dict instead of a SearchDataset's (everything else delegated)."""
+
+    def __init__(self, acts: Any, labels: dict[str, Label]):
+        self._acts, self._labels = acts, labels
+        uniq, inv = torch.unique(acts.token, return_inverse=True)
+        self._token_ids, self._width = inv, len(uniq)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._acts, name)
+
+    def __getitem__(self, hook: str) -> torch.Tensor:
+        return self._acts[hook]
+
+    def __contains__(self, hook: str) -> bool:
+        return hook in self._acts
+
+    def __len__(self) -> int:
+        return len(self._acts)
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self._labels)
+
+    def label(self, name: str) -> Label:
+        if name not in self._labels:
+            raise KeyError(f"no label {name!r}; labels: {list(self._labels)}")
+        return self._labels[name]
+
+    def labels(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        lab = self.label(name)
+        return lab.values[self.example_index, self.position], lab.mask[self.example_index, self.position]
+
+    def baseline_features(self, name: str) -> torch.Tensor:
+        """The current token, one-hot over the token ids present in the rows: ``[n_rows, n_distinct]``."""
+        return torch.nn.functional.one_hot(self._token_ids, self._width).float()
+
+
+def _kind(values: torch.Tensor) -> tuple[str, int | None]:
+    """Label kind from values ``[n, seq]`` / ``[n, seq, k]``: bool or 0/1 ids -> binary, ids -> multiclass,
+    floats -> regression; ``[n, seq, k]`` of 0/1 -> multilabel, of floats -> regression."""
+    if values.is_floating_point():
+        return "regression", None
+    if values.ndim == 3:
+        return "multilabel", int(values.shape[2])
+    if values.numel() and int(values.max()) > 1:
+        return "multiclass", int(values.max()) + 1
+    return "binary", None
+
+
+def own_labels(acts: Any, labels: dict[str, Any]) -> OwnLabels:
+    """``acts`` with labels ``{name: values}`` or ``{name: (values, mask)}``: values ``[n, seq]`` (bool / class
+    ids / floats) or ``[n, seq, k]`` over the token tensor the activations were cached from, mask BoolTensor
+    ``[n, seq]`` (where the label is defined; default everywhere). The trivial baseline is the current token."""
+    n = int(acts.example_index.max()) + 1 if len(acts) else 0
+    seq = int(acts.position.max()) + 1 if len(acts) else 0
+    if isinstance(getattr(acts, "data", None), torch.Tensor):
+        n, seq = acts.data.shape
+    out: dict[str, Label] = {}
+    for name, spec in labels.items():
+        values, mask = spec if isinstance(spec, tuple) else (spec, None)
+        values = torch.as_tensor(values)
+        exact = isinstance(getattr(acts, "data", None), torch.Tensor)
+        if values.ndim not in (2, 3) or (tuple(values.shape[:2]) != (n, seq) if exact else
+                                         values.shape[0] < n or values.shape[1] < seq):
+            raise ValueError(f"label {name!r}: values have shape {tuple(values.shape)}; give [n, seq] or "
+                             f"[n, seq, k] over the tokens the activations were cached from ([{n}, {seq}])")
+        mask = torch.ones(values.shape[:2], dtype=torch.bool) if mask is None else torch.as_tensor(mask)
+        if mask.dtype != torch.bool or tuple(mask.shape) != tuple(values.shape[:2]):
+            raise ValueError(f"label {name!r}: mask must be a BoolTensor of shape {tuple(values.shape[:2])} (True "
+                             f"where the label is defined); got {mask.dtype} {tuple(mask.shape)}")
+        kind, n_classes = _kind(values)
+        out[name] = Label(name, kind, values.float() if kind != "multiclass" else values.long(), mask, n_classes)
+    return OwnLabels(acts, out)
+
+
+def sweep(acts: Any, labels: Sequence[str] | str | dict[str, Any] | None = None, layers: Any = None, *,
+          control: Any = "token+position", random_acts: Any = None, baseline: bool = True,
+          group_by: GroupSpec = None, probe: str = "linear", test_frac: float = 0.25, C: float = 1.0,
+          alpha: float = 1.0, n_boot: int = 200, margin: float = 0.02, min_rows: int = 40, max_iter: int = 200,
+          tol: float = 1e-4, seed: int = 0, progress: bool = True, threads: int | None = 1) -> SweepResult:
     """Probe every (label x layer) - optionally x position - with baselines, controls and error bars.
 
     Args:
-        acts: :class:`~toolkit.activations.Activations` of a SearchDataset (labels come from ``acts.data``).
-        labels: label names (default: every label with valid rows in ``acts``).
+        acts: :class:`~toolkit.activations.Activations` of a SearchDataset (labels come from ``acts.data``), or
+            of plain tokens ``[n, seq]`` with ``labels`` given as a dict.
+        labels: label names (default: every label with valid rows in ``acts``), or your own labels
+            ``{name: values}`` / ``{name: (values, mask)}``: values ``[n, seq]`` (bool or 0/1 -> binary, class
+            ids -> multiclass, floats -> regression) or ``[n, seq, k]`` (0/1 -> multilabel, floats ->
+            regression), mask BoolTensor ``[n, seq]``, True where the label is defined. Their trivial
+            baseline is the current token.
         layers: hooks to probe: names / patterns from ``acts.hook_names`` or block numbers (``l`` ->
             ``blocks.l.hook_resid_post``, ``-1`` -> ``blocks.0.hook_resid_pre``); default all cached hooks.
         control: the Hewitt & Liang control task behind ``selectivity``: types are ``"token+position"``
@@ -195,20 +277,27 @@ def sweep(acts: Any, labels: Sequence[str] | str | None = None, layers: Any = No
         raise ValueError(f"probe={probe!r} is not valid; use 'linear' or 'mlp'")
     if not 0 < test_frac < 1:
         raise ValueError(f"test_frac must be in (0, 1), got {test_frac!r}")
+    model_acts = acts
+    if isinstance(labels, dict):
+        acts = own_labels(acts, labels)
+        labels = None
     if not getattr(acts, "label_names", None):
-        raise ValueError("acts has no labels: cache a SearchDataset (task.generate(n)) with activations.cache")
+        raise ValueError("acts has no labels: pass your own, labels={name: values [n, seq]} or {name: (values, "
+                         "mask)}, or cache a SearchDataset (task.generate(n)) with activations.cache")
     names = acts.label_names if labels is None else ([labels] if isinstance(labels, str) else list(labels))
     for name in names:
         acts.label(name)  # clear error for unknown labels
     hooks = _pick_hooks(acts, layers)
     with torch_threads(threads):
-        twin, twin_rows = _twin(acts, random_acts, hooks)
+        twin, twin_rows = _twin(model_acts, random_acts, hooks)
         groups = _groups(acts, group_by)
         types = control_types(acts, control)
         is_test = split(acts, test_frac, seed)
         n_layers = int(acts.meta.get("n_layers", 10**6))
         result = SweepResult(hooks=hooks, meta={"probe": probe, "margin": margin, "test_frac": test_frac,
                                                 "seed": seed, "n_boot": n_boot, "group_by": str(group_by)})
+        if isinstance(acts, OwnLabels):  # ProbeExplorer(result, acts) reads the labels from here
+            result.meta["labels"] = acts._labels
         drop = ("drop those rows with acts.select(keep), keep = torch.isfinite(acts[hook]).all(1), or recache from a "
                 "model whose activations are finite (NaN / inf usually mean diverged weights)")
         cache_x = {h: _finite(acts[h].float(), f"acts[{h!r}]", drop) for h in hooks}

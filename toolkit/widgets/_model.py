@@ -7,14 +7,42 @@ from typing import Any
 import torch
 
 from toolkit._threads import one_thread  # noqa: F401  (used by the explorers)
+from toolkit.models.build import check_bridge
+
+PLAIN_HINT = (". It draws a search task's state, so it needs that task's data; on plain tokens of your own model "
+              "use AttentionExplorer(model, tokens, vocab=...), ProbeExplorer(sweep, acts) and FeatureBrowser(sae, "
+              "acts, tokens, vocab=..., hook=...)")
 
 
 def check_data(data: Any, who: str) -> None:
     for attr in ("tokens", "task", "prompt_len"):
         if not hasattr(data, attr):
-            raise TypeError(f"{who} needs a SearchDataset (from task.generate(n)); got {type(data).__name__}")
+            raise TypeError(f"{who} needs a SearchDataset (from task.generate(n)); got {type(data).__name__}"
+                            + (PLAIN_HINT if isinstance(data, torch.Tensor) else ""))
     if len(data) == 0:
         raise ValueError(f"{who} got an empty dataset; generate at least one example")
+
+
+def is_plain(data: Any, vocab: Any, who: str) -> bool:
+    """True for a plain token tensor ``[n, seq]`` (then ``vocab`` is required); False for a SearchDataset."""
+    if not isinstance(data, torch.Tensor):
+        check_data(data, who)
+        return False
+    if data.ndim != 2 or data.is_floating_point():
+        raise ValueError(f"{who} takes token ids [n, seq] (integer tensor); got {data.dtype} {tuple(data.shape)}")
+    if vocab is None:
+        raise ValueError(f"{who} on plain tokens needs vocab=: a list of token strings or your tokenizer")
+    return True
+
+
+def token_strings(vocab: Any, ids: Any) -> list[str]:
+    """Token ids -> strings, with ``vocab`` a list of token strings or a HF tokenizer (``convert_ids_to_tokens``)."""
+    ids = [int(i) for i in ids]
+    if hasattr(vocab, "convert_ids_to_tokens"):
+        return [str(t) for t in vocab.convert_ids_to_tokens(ids)]
+    if max(ids, default=-1) >= len(vocab):
+        raise ValueError(f"token id {max(ids)} is outside vocab (len {len(vocab)}); pass the model's full vocab")
+    return [str(vocab[i]) for i in ids]
 
 
 def n_layers(model: Any) -> int:
@@ -25,6 +53,7 @@ def n_layers(model: Any) -> int:
 def run_cache(model: Any, tokens: torch.Tensor,
               suffixes: tuple[str, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``(logits [n, seq, d_vocab], {hook_name: activation})`` for hooks whose name ends with a suffix."""
+    check_bridge(model, "this explorer")
     d_vocab = getattr(getattr(model, "cfg", None), "d_vocab", None)
     if d_vocab is not None and int(tokens.max()) >= d_vocab:
         raise ValueError(f"the data uses token id {int(tokens.max())} but the model has only {d_vocab} tokens; "

@@ -9,7 +9,7 @@ import ipywidgets as W
 import torch
 
 from toolkit import viz
-from toolkit.widgets._model import attention_patterns, check_data, real_length
+from toolkit.widgets._model import attention_patterns, is_plain, real_length, token_strings
 from toolkit.widgets.base import Explorer
 
 
@@ -17,8 +17,9 @@ class AttentionExplorer(Explorer):
     """Attention of a model on a few examples of its task.
 
     Args:
-        model: a TransformerBridge for ``data.task``.
-        data: a SearchDataset; the first ``max_examples`` examples are run once, up front.
+        model: a TransformerBridge for ``data.task``, or any TransformerBridge for plain tokens.
+        data: a SearchDataset, or token ids ``[n, seq]``; the first ``max_examples`` examples are run once, up front.
+        vocab: for plain tokens: a list of token strings or a HF tokenizer (then there is no ``task`` view).
         example, layer, head: initial selection; ``query`` defaults to the last prompt position.
 
     Controls (``explorer.controls``): ``example``, ``layer``, ``head``, ``query``. Views: ``task`` (the example
@@ -27,13 +28,14 @@ class AttentionExplorer(Explorer):
     circuitsvis view of the current layer.
     """
 
-    def __init__(self, model: Any, data: Any, *, example: int = 0, layer: int = 0, head: int = 0,
+    def __init__(self, model: Any, data: Any, *, vocab: Any = None, example: int = 0, layer: int = 0, head: int = 0,
                  query: int | None = None, max_examples: int = 64):
         super().__init__()
-        check_data(data, "AttentionExplorer")
-        self.model, self.data, self.task = model, data, data.task
+        plain = is_plain(data, vocab, "AttentionExplorer")
+        self.model, self.data, self.vocab = model, data, vocab
+        self.task, self.tokens = (None, data) if plain else (data.task, data.tokens)
         self.n = min(len(data), int(max_examples))
-        self.patterns = attention_patterns(model, data.tokens[: self.n])  # [L, n, H, seq, seq]
+        self.patterns = attention_patterns(model, self.tokens[: self.n])  # [L, n, H, seq, seq]
         n_layers, _, n_heads = self.patterns.shape[:3]
         if not 0 <= example < self.n:
             raise ValueError(f"example={example} is out of range; this explorer holds examples 0..{self.n - 1}")
@@ -51,24 +53,27 @@ class AttentionExplorer(Explorer):
         self._set_queries(query)
         controls = W.VBox([self.controls["example"], self.controls["layer"], self.controls["head"],
                            self.controls["query"]])
-        self._finish(W.HBox([controls, self._html("top")]),
-                     W.HBox([self._image("task"), self._html("heatmap")]))
+        views = [self._image("task")] if self.task is not None else []
+        self._finish(W.HBox([controls, self._html("top")]), W.HBox(views + [self._html("heatmap")]))
 
     # ---------------------------------------------------------------- helpers
     def _tokens(self) -> list[str]:
-        ex = self.data[int(self.controls["example"].value)]
-        seq = real_length(ex.tokens, self.task.vocab.pad_id)
-        return [self.task.vocab.tokens[int(t)] for t in ex.tokens[:seq]]
+        tokens = self.tokens[int(self.controls["example"].value)]
+        if self.task is None:
+            return token_strings(self.vocab, tokens)
+        seq = real_length(tokens, self.task.vocab.pad_id)
+        return [self.task.vocab.tokens[int(t)] for t in tokens[:seq]]
 
     def _set_queries(self, query: int | None) -> None:
         """Query options: every real position of the current example ("17: S5"); keep the old one if valid."""
         toks = self._tokens()
-        ex = self.data[int(self.controls["example"].value)]
+        example = int(self.controls["example"].value)
         old = self.controls["query"].value
-        default = min(ex.prompt_len - 1, len(toks) - 1)
+        prompt_len = len(toks) if self.task is None else int(self.data.prompt_len[example])
+        default = min(prompt_len - 1, len(toks) - 1)
         value = query if query is not None else (old if old is not None and old < len(toks) else default)
         if not 0 <= value < len(toks):
-            raise ValueError(f"query={value} is outside the {len(toks)} real positions of example {ex.index}")
+            raise ValueError(f"query={value} is outside the {len(toks)} real positions of example {example}")
         self._set_quiet("query", options=[(f"{i}: {t}", i) for i, t in enumerate(toks)], value=value)
 
     def pattern(self) -> torch.Tensor:
@@ -85,15 +90,16 @@ class AttentionExplorer(Explorer):
     def _draw(self) -> None:
         s = self.state()
         toks, row = self._tokens(), self.attention_from_query()
-        ex = self.data[s["example"]]
         name = f"L{s['layer']}H{s['head']}"
         q = s["query"]
-        full = torch.full((len(ex.tokens),), float("nan"))
-        full[: len(row)] = row
-        overlay = viz.positions_to_overlay(self.task, ex.tokens, full)
-        panel = self._figure("task", 1, lambda: viz.TaskPanels(self.task, 1, width=4.6, label="attention"))
-        self._show("task", lambda: panel.update([ex], [overlay], [f"{name} attention from {q}: {toks[q]}"],
-                                                prefix_titles=True), key=(s["example"], s["layer"], s["head"], q))
+        if self.task is not None:
+            ex = self.data[s["example"]]
+            full = torch.full((len(ex.tokens),), float("nan"))
+            full[: len(row)] = row
+            overlay = viz.positions_to_overlay(self.task, ex.tokens, full)
+            panel = self._figure("task", 1, lambda: viz.TaskPanels(self.task, 1, width=4.6, label="attention"))
+            self._show("task", lambda: panel.update([ex], [overlay], [f"{name} attention from {q}: {toks[q]}"],
+                                                    prefix_titles=True), key=(s["example"], s["layer"], s["head"], q))
         self.views["heatmap"].value = viz.attention_html(self.pattern(), toks, query=q, title=f"{name} pattern")
         top = torch.argsort(row, descending=True)[:5].tolist()
         items = "".join(f"<li>{i}: <code>{toks[i]}</code> {float(row[i]):.2f}</li>" for i in top)

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from toolkit import viz
+from toolkit.probes.sweep import own_labels
+from toolkit.widgets._model import is_plain, token_strings
 from toolkit.widgets.base import Explorer
 
 SORTS = ("density", "label match", "matches nothing")
@@ -24,9 +26,12 @@ class FeatureBrowser(Explorer):
     Args:
         sae: anything with ``transform(X [n_rows, d]) -> [n_rows, d_sae]`` (SparseAutoencoder, PCA, ...).
         acts: an ``activations.Activations`` (rows with ``example_index`` / ``position`` and labels).
-        data: the SearchDataset the activations were cached from (default ``acts.data``).
+        data: the SearchDataset, or the token tensor ``[n, seq]``, the activations were cached from (default
+            ``acts.data``).
+        vocab: for plain tokens: a list of token strings or a HF tokenizer (no task pictures are drawn then).
         hook: which cached hook to encode (default ``sae.hook_name`` or the only cached hook).
-        labels: label names to match latents against (default: every label of the data).
+        labels: label names to match latents against (default: every label of the data), or your own labels
+            ``{name: values [n, seq]}`` / ``{name: (values, mask)}`` as :func:`toolkit.probes.sweep` takes them.
         match_threshold: a latent "matches nothing" when its best |r| is below this.
         top_k: top-activating examples drawn in the dashboard.
 
@@ -35,8 +40,8 @@ class FeatureBrowser(Explorer):
     latents most active on the example, by position; the selected latent is always among them, outlined).
     """
 
-    def __init__(self, sae: Any, acts: Any, data: Any = None, *, hook: str | None = None,
-                 labels: list[str] | None = None, match_threshold: float = 0.3, top_k: int = 3,
+    def __init__(self, sae: Any, acts: Any, data: Any = None, *, vocab: Any = None, hook: str | None = None,
+                 labels: list[str] | dict[str, Any] | None = None, match_threshold: float = 0.3, top_k: int = 3,
                  latent: int | None = None, sort: str = "density", example: int | None = None):
         super().__init__()
         if not hasattr(sae, "transform"):
@@ -47,19 +52,24 @@ class FeatureBrowser(Explorer):
                 raise TypeError("FeatureBrowser needs activations from activations.cache(model, data, ...); got "
                                 f"{type(acts).__name__}")
         self.data = data if data is not None else getattr(acts, "data", None)
-        if self.data is None or not hasattr(self.data, "task"):
-            raise ValueError("FeatureBrowser needs the SearchDataset the activations came from: pass data=")
+        if self.data is None:
+            raise ValueError("FeatureBrowser needs the data the activations came from: pass the SearchDataset or "
+                             "the token tensor [n, seq] (with vocab=) as data")
+        plain = is_plain(self.data, vocab, "FeatureBrowser")
+        self.vocab = vocab
         if sort not in SORTS:
             raise ValueError(f"sort={sort!r}; valid: {list(SORTS)}")
         self.hook = hook or getattr(sae, "hook_name", None) or (acts.hook_names[0] if len(acts.hook_names) == 1
                                                                 else None)
         if self.hook is None or self.hook not in acts.hook_names:
             raise ValueError(f"choose the hook the SAE was trained on: hook= one of {acts.hook_names}")
-        self.sae, self.acts, self.task = sae, acts, self.data.task
+        self.sae, self.acts, self.task = sae, acts, None if plain else self.data.task
         self.top_k, self.match_threshold = int(top_k), float(match_threshold)
         self.latents = torch.as_tensor(sae.transform(acts[self.hook])).float()  # [n_rows, d_sae]
         self.where = torch.stack([acts.example_index, acts.position], 1)
         self.density = (self.latents > 0).float().mean(0).numpy()
+        if isinstance(labels, dict):  # your own labels, as probes.sweep takes them
+            acts, labels = own_labels(acts, labels), None
         names = labels if labels is not None else list(getattr(acts, "label_names", []))
         lab = {n: acts.labels(n) for n in names}
         classes = {n: acts.label(n).class_names for n in names if getattr(acts.label(n), "class_names", None)}
@@ -77,6 +87,10 @@ class FeatureBrowser(Explorer):
         self._control("example", W.Dropdown(options=examples, value=example if example is not None else examples[0],
                                             description="example", layout=W.Layout(width="180px")))
         self._set_latents(latent)
+        if self.task is None:  # plain tokens: no task pictures, the per-position table only
+            self._finish(W.VBox([self.controls["sort"], self.controls["latent"]]), self._image("dashboard"),
+                         self.controls["example"], self._html("where"))
+            return
         self._finish(W.VBox([self.controls["sort"], self.controls["latent"]]), self._image("dashboard"),
                      self._html("legend"), self.controls["example"],
                      W.HBox([self._image("example"), self._html("where")]))
@@ -126,22 +140,26 @@ class FeatureBrowser(Explorer):
             if self.match.size else None
         if self.changed != "example":
             board = self._figure("dashboard", None, lambda: viz.FeatureDashboard(
-                self.where, self.data, densities=self.density, k=self.top_k))
+                self.where, self.data if self.task is not None else None, densities=self.density, k=self.top_k))
             self._show("dashboard", lambda: board.update(v, name=f"latent {i}", matches=matches), key=i)
-        example = self.data[ex]
-        overlay = viz.positions_to_overlay(self.task, example.tokens,
-                                           viz.example_overlay(v, self.where, ex, len(example.tokens)), reduce="max")
-        lo, hi = viz.value_range(v, min(0.0, float(v.min())))  # the dashboard's scale: same latent, same colours
-        panel = self._figure("example", None, lambda: viz.TaskPanels(self.task, 1, width=4.6, label="activation"))
-        self._show("example", lambda: panel.update([example], [overlay], [f"latent {i} on example {ex}"],
-                                                   prefix_titles=True, vmin=lo, vmax=hi), key=(i, ex))
+        if self.task is not None:
+            example = self.data[ex]
+            overlay = viz.positions_to_overlay(self.task, example.tokens, viz.example_overlay(
+                v, self.where, ex, len(example.tokens)), reduce="max")
+            lo, hi = viz.value_range(v, min(0.0, float(v.min())))  # the dashboard's scale: same latent, same colours
+            panel = self._figure("example", None, lambda: viz.TaskPanels(self.task, 1, width=4.6,
+                                                                         label="activation"))
+            self._show("example", lambda: panel.update([example], [overlay], [f"latent {i} on example {ex}"],
+                                                       prefix_titles=True, vmin=lo, vmax=hi), key=(i, ex))
         rows = self.acts.example_index == ex
         f = self.latents[rows]  # [positions, d_sae]
         pos = self.acts.position[rows].tolist()
         top = torch.argsort(f.max(0).values, descending=True)[:12].tolist()
         if i not in top:  # keep the selected latent in view, in place of the 12th
             top = top[:11] + [i]
-        toks = [self.task.vocab.tokens[int(t)] for t in example.tokens[pos]]
+        tokens = self.data[ex] if self.task is None else self.data[ex].tokens
+        toks = (token_strings(self.vocab, tokens[pos]) if self.task is None else
+                [self.task.vocab.tokens[int(t)] for t in tokens[pos]])
         self.views["where"].value = viz.heatmap_html(
             f[:, top].T, [f"#{j} (selected)" if j == i else f"#{j}" for j in top],
             [f"{p}:{t}" for p, t in zip(pos, toks)], cmap="viridis", vmin=0.0, highlight_row=top.index(i),

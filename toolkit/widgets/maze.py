@@ -16,7 +16,7 @@ import torch
 
 from toolkit import viz
 from toolkit.tasks import Maze
-from toolkit.widgets._model import run_cache
+from toolkit.widgets._model import PLAIN_HINT, run_cache
 from toolkit.widgets.base import Explorer
 from toolkit.widgets.search_state import _hook_order, decode, normalise_probes
 
@@ -41,6 +41,9 @@ class MazeEditor(Explorer):
     def __init__(self, model: Any, data: Any = None, *, example: int = 0, task: Any = None, probes: Any = None,
                  seed: int = 0):
         super().__init__()
+        if isinstance(data, torch.Tensor):
+            raise TypeError("MazeEditor needs a maze SearchDataset (tasks.MazeSearch(...).generate(n)); got a token "
+                            "tensor" + PLAIN_HINT)
         if task is None:
             task = data.task if data is not None else _task_of(model)
         if not hasattr(task, "cell_names") or not hasattr(task, "size"):

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 from toolkit import viz
+from toolkit.probes.sweep import OwnLabels
+from toolkit.widgets._model import token_strings
 from toolkit.widgets.base import Explorer
 
 VALUES = ("score", "selectivity", "vs baseline", "vs random-init")
@@ -38,6 +40,7 @@ class ProbeExplorer(Explorer):
         result: a ``SweepResult`` (``.table()``, ``.probe(label, hook)``), ungrouped (``group_by=None``).
         acts: the Activations the sweep was fitted on; needed for the confusion matrix and the per-position
             predictions (the sweep keeps the probes, not the rows).
+        vocab: for activations of plain tokens: a list of token strings or a HF tokenizer (default: token ids).
         label, hook: the initially selected cell.
 
     Controls: ``value`` (what the heatmap shows: the score, selectivity = score − control-task score,
@@ -48,7 +51,8 @@ class ProbeExplorer(Explorer):
     predictions on one example).
     """
 
-    def __init__(self, result: Any, acts: Any = None, *, label: str | None = None, hook: str | None = None,
+    def __init__(self, result: Any, acts: Any = None, *, vocab: Any = None, label: str | None = None,
+                 hook: str | None = None,
                  example: int | None = None, value: str = "score"):
         super().__init__()
         if not hasattr(result, "table") or not hasattr(result, "probe"):
@@ -58,7 +62,10 @@ class ProbeExplorer(Explorer):
             raise ValueError("the sweep has no ungrouped cells; run probes.sweep(..., group_by=None) for this view")
         if value not in VALUES:
             raise ValueError(f"value={value!r}; valid: {list(VALUES)}")
-        self.result, self.acts = result, acts
+        own = result.meta.get("labels") if isinstance(getattr(result, "meta", None), dict) else None
+        if own and acts is not None and not isinstance(acts, OwnLabels):  # a sweep with labels={name: values}
+            acts = OwnLabels(acts, own)
+        self.result, self.acts, self.vocab = result, acts, vocab
         self.rows = {(r["label"], r["hook"]): r for r in rows}
         self.labels = list(dict.fromkeys(r["label"] for r in rows))
         self.hooks = [h for h in getattr(result, "hooks", []) if any(k[1] == h for k in self.rows)] or \
@@ -205,8 +212,9 @@ class ProbeExplorer(Explorer):
         on_ex = self.acts.example_index[idx] == ex
         pos = self.acts.position[idx][on_ex]
         data = self.acts.data
-        tokens = data.tokens[ex]
-        seq = int((tokens != data.task.vocab.pad_id).nonzero().max()) + 1
+        task = getattr(data, "task", None)
+        tokens = data.tokens[ex] if task is not None else data[ex]
+        seq = int((tokens != task.vocab.pad_id).nonzero().max()) + 1 if task is not None else len(tokens)
         right = np.full(seq, np.nan)
         yt, yp = y[on_ex], pred[on_ex]
         if lab.kind == "regression":
@@ -217,7 +225,8 @@ class ProbeExplorer(Explorer):
             ok = (yt.long() == yp.long()).float().reshape(len(pos), -1).mean(1)
             right[pos.numpy()] = ok.numpy()
             what = "fraction right"
-        toks = [data.task.vocab.tokens[int(t)] for t in tokens[:seq]]
+        toks = ([task.vocab.tokens[int(t)] for t in tokens[:seq]] if task is not None else
+                token_strings(self.vocab, tokens) if self.vocab is not None else [str(int(t)) for t in tokens])
         lo, hi = (0.0, 1.0) if lab.kind != "regression" else viz.value_range(right)
         width = min(max(3.0, 0.42 * seq + 1.0), self.max_width)
         strip = self._figure("example", (seq, what), lambda: viz.Panel(width, 1.25, colorbar="RdYlGn", label=what,
