@@ -52,7 +52,7 @@ def main() -> None:
     print(f"control: L0 {mc['l0']:.1f}  explained variance {mc['explained_variance']:.3f}  dead "
           f"{mc['dead_latents']:.1%}  CE-loss score {sc['ce_loss_score']:.3f}  accuracy {sc['accuracy_with_sae']:.3f}")
     by_label: dict[str, list[dict]] = {}
-    for r in rep.table:
+    for r in rep.rows:
         by_label.setdefault(r["label"].split("=")[0].split("[")[0], []).append(r)
     print(f"\n{'label':<18} {'subs':>4} {'SAE best':>9} {'ctrl best':>9} {'SAE mean':>9} {'ctrl mean':>9} "
           f"{'SAE>ctrl+0.1':>12}")
@@ -62,9 +62,9 @@ def main() -> None:
         wins = sum(r["margin"] > 0.1 for r in rows)
         print(f"{name:<18} {len(rows):4d} {max(s):9.3f} {max(c):9.3f} {statistics.mean(s):9.3f} "
               f"{statistics.mean(c):9.3f} {wins:8d}/{len(rows)}")
-    s_all = statistics.mean(r["sae"] for r in rep.table)
-    c_all = statistics.mean(r["control"] for r in rep.table)
-    print(f"\nratio={s_all / c_all:.2f} (mean best-latent score over {len(rep.table)} sub-labels: SAE {s_all:.3f} / "
+    s_all = statistics.mean(r["sae"] for r in rep.rows)
+    c_all = statistics.mean(r["control"] for r in rep.rows)
+    print(f"\nratio={s_all / c_all:.2f} (mean best-latent score over {len(rep.rows)} sub-labels: SAE {s_all:.3f} / "
           f"frozen-decoder control {c_all:.3f})")
     n_match = sum(r["matched"] for r in rep.match.latents)
     print(f"SAE latents matching a label (score >= {args.threshold}): {n_match}/{len(rep.match.latents)}; "

@@ -19,7 +19,6 @@ batch.
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +26,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from toolkit.activations.hooks import layer_of
+from toolkit._compat import global_hooks_set, module_hooks
+from toolkit.activations.hooks import layer_of, parse_hook
 
 # per-block hooks the fast pass produces (``blocks.{l}.`` + suffix), plus the two embedding hooks
 PRODUCED = ("hook_resid_pre", "attn.hook_pattern", "attn.hook_z", "hook_attn_out", "hook_resid_mid",
@@ -46,12 +46,11 @@ Emit = Callable[[str, torch.Tensor, int, int], None]  # (hook name, activation, 
 
 def _hooked(model: Any) -> bool:
     """Whether anything but the bridge's own wiring is hooked on ``model`` (or globally on every module)."""
-    glob = torch.nn.modules.module
-    if glob._global_forward_hooks or glob._global_forward_pre_hooks:
+    if global_hooks_set():
         return True
     points = {id(p) for p in model.hook_dict.values()}
     for module in model.modules():
-        for fn in (*module._forward_hooks.values(), *module._forward_pre_hooks.values()):
+        for fn in module_hooks(module):
             # a hook point's hooks are always the user's; the bridge wires capture hooks onto its submodules
             if id(module) in points or not getattr(fn, "__module__", "").startswith("transformer_lens."):
                 return True
@@ -81,8 +80,8 @@ def plan(model: Any, names: list[str], matmul_dtype: torch.dtype | None = None) 
         return None, f"activation {cfg.act_fn!r} is not one the fast pass knows"
     if (cfg.act_fn or "gelu").lower() == "solu_ln":
         return None, "SoLU-LN MLPs are not supported by the fast pass"
-    other = [n for n in names if n not in _EMBED and not re.fullmatch(r"blocks\.\d+\.(" + "|".join(
-        re.escape(s) for s in PRODUCED) + ")", n)]
+    sites = {n: parse_hook(n) for n in names}
+    other = [n for n in names if n not in _EMBED and not (sites[n][0] is not None and sites[n][1] in PRODUCED)]
     if other:
         return None, f"hook(s) {other[:3]} are not produced by the fast pass (it produces {PRODUCED + _EMBED})"
     if _hooked(model):

@@ -98,11 +98,24 @@ def hook_names(model: Any) -> list[str]:
     return names
 
 
+_BLOCK_HOOK = re.compile(r"blocks\.(\d+)\.(.*)$", re.DOTALL)
+
+
+def parse_hook(name: str) -> tuple[int | None, str]:
+    """The one hook-name parser: ``(block, site)``.
+
+    ``"blocks.2.attn.hook_z"`` -> ``(2, "attn.hook_z")``; a hook outside the blocks (``"hook_embed"``,
+    ``"ln_final.hook_normalized"``) -> ``(None, name)``.
+    """
+    m = _BLOCK_HOOK.match(name)
+    return (int(m.group(1)), m.group(2)) if m else (None, name)
+
+
 def layer_of(name: str, n_layers: int) -> int:
     """Block index of a hook: ``-1`` for embeddings, ``n_layers`` for ``ln_final`` / ``unembed``."""
-    m = re.match(r"blocks\.(\d+)\.", name)
-    if m:
-        return int(m.group(1))
+    layer, _ = parse_hook(name)
+    if layer is not None:
+        return layer
     if "embed" in name and "unembed" not in name:
         return -1
     return n_layers

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from toolkit._threads import torch_threads
 from toolkit.activations.batching import batch_rows, current_rows
+from toolkit.activations.cache import _device
 from toolkit.activations.hooks import position_dim
 from toolkit.activations.positions import position_mask, tokens_of
 
@@ -110,13 +111,6 @@ def logits(model: Any, data: Any, batch_size: int = 256, threads: int | None = 1
             with batch_rows(s, e):
                 out.append(model(tokens[s:e].to(_device(model))).float().cpu())
     return torch.cat(out)
-
-
-def _device(model: Any) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
 
 
 def score(lg: torch.Tensor, data: Any, metric: str | Callable = "exact_path",

@@ -24,11 +24,9 @@ from typing import Any
 
 import torch
 
-from toolkit._threads import torch_threads
-from toolkit.activations.batching import batch_rows
+from toolkit.activations.full import full
 from toolkit.activations.hooks import resolve
-from toolkit.activations.positions import tokens_of
-from toolkit.interventions.core import _device, batch_mask, edit, resolve_positions, source_rows
+from toolkit.interventions.core import batch_mask, edit, resolve_positions, source_rows
 
 
 def _one_hook(model: Any, hook: str) -> str:
@@ -78,20 +76,9 @@ def _warn_resid_mid(name: str) -> None:
 
 
 def capture(model: Any, hook: str, data: Any, batch_size: int = 256, threads: int | None = 1) -> torch.Tensor:
-    """The full activation ``[n, seq, ...]`` of one hook over a dataset (no edits of our own)."""
-    name = _one_hook(model, hook)
-    tokens = tokens_of(data)
-    parts: list[torch.Tensor] = []
-
-    def grab(t: torch.Tensor, hook: Any) -> torch.Tensor:
-        parts.append(t.detach().cpu())
-        return t
-
-    with torch.no_grad(), model.hooks(fwd_hooks=[(name, grab)]), torch_threads(threads):
-        for s in range(0, len(tokens), batch_size):
-            with batch_rows(s, min(len(tokens), s + batch_size)):
-                model(tokens[s:s + batch_size].to(_device(model)))
-    return torch.cat(parts)
+    """The full activation ``[n, seq, ...]`` of one hook over a dataset (no edits of our own); see
+    :func:`toolkit.activations.full.full`, which runs the model."""
+    return full(model, _one_hook(model, hook), data, batch_size=batch_size, threads=threads)
 
 
 def ablate(model: Any, hook: str, method: str = "zero", positions: Any = None, heads: Any = None,

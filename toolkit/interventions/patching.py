@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from toolkit._result import frame, plain
 from toolkit._threads import torch_threads
 from toolkit.activations.hooks import resolve
 from toolkit.activations.positions import tokens_of
@@ -98,14 +99,16 @@ class PatchingResult:
         return (self.scores - self.corrupt) / gap
 
     def table(self) -> Any:
+        """One row per (hook, site): ``hook``, the site, ``score`` and ``normalized`` (a pandas DataFrame)."""
         norm = self.normalized
         rows = [{"hook": h, self.per: s, "score": float(self.scores[i, j]), "normalized": float(norm[i, j])}
                 for i, h in enumerate(self.hooks) for j, s in enumerate(self.sites)]
-        try:
-            import pandas as pd
-        except ImportError:
-            return rows
-        return pd.DataFrame(rows)
+        return frame(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the model, as plain Python (JSON-able): ``scores`` as ``[n_hooks][n_sites]`` lists."""
+        return plain({"metric": self.metric, "per": self.per, "clean": self.clean, "corrupt": self.corrupt,
+                      "hooks": self.hooks, "sites": self.sites, "scores": self.scores, "meta": self.meta})
 
     def __repr__(self) -> str:
         return (f"PatchingResult({self.metric}: clean {self.clean:.3f}, corrupt {self.corrupt:.3f}; "

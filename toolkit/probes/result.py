@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from toolkit._result import frame, plain
+
 COLUMNS = ("label", "kind", "metric", "group", "layer", "hook", "n_train", "n_test", "score", "score_std",
            "score_lo", "score_hi", "chance", "baseline", "baseline_name", "control", "selectivity", "random_init",
            "vs_baseline_lo", "vs_random_lo", "found")
@@ -36,12 +38,14 @@ class SweepResult:
 
     def table(self) -> Any:
         """A pandas DataFrame (a list of dicts when pandas is not installed)."""
-        rows = [{c: r.get(c) for c in COLUMNS} for r in self.rows]
-        try:
-            import pandas as pd
-        except ImportError:
-            return rows
-        return pd.DataFrame(rows, columns=list(COLUMNS))
+        return frame([{c: r.get(c) for c in COLUMNS} for r in self.rows], COLUMNS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table's rows, the hooks, the skipped cells and the sweep's settings as plain Python (JSON-able;
+        the fitted probes stay in :attr:`fitted`)."""
+        return plain({"hooks": self.hooks, "meta": self.meta, "rows": [{c: r.get(c) for c in COLUMNS}
+                                                                       for r in self.rows],
+                      "skipped": self.skipped})
 
     @property
     def probes(self) -> dict[str, dict[str, Any]]:

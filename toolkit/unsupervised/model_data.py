@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from toolkit.activations.full import full
 from toolkit.unsupervised.train import generator
 
 
@@ -23,27 +24,10 @@ def check_hook(model: Any, hook_name: str) -> None:
         raise KeyError(f"model has no hook {hook_name!r}; e.g. {examples} (model.hook_dict lists all)")
 
 
-def _stop_at(model: Any, hook_name: str) -> int | None:
-    parts = hook_name.split(".")
-    n_layers = getattr(getattr(model, "cfg", None), "n_layers", None)
-    if len(parts) > 2 and parts[0] == "blocks" and parts[1].isdigit() and n_layers is not None:
-        layer = int(parts[1]) + 1
-        return layer if layer < n_layers else None
-    return None
-
-
-@torch.no_grad()
 def run_to_hook(model: Any, tokens: torch.Tensor, hook_name: str) -> torch.Tensor:
-    """Activations ``[n, seq, *]`` at ``hook_name`` for ``tokens [n, seq]``."""
-    store: list[torch.Tensor] = []
-
-    def grab(act, hook):
-        store.append(act.detach())
-
-    model.run_with_hooks(tokens, fwd_hooks=[(hook_name, grab)], stop_at_layer=_stop_at(model, hook_name))
-    if not store:
-        raise RuntimeError(f"hook {hook_name!r} did not fire; is it after stop_at_layer?")
-    return store[0]
+    """Activations ``[n, seq, *]`` at ``hook_name`` for ``tokens [n, seq]`` (one forward pass that stops after
+    the hook's block; :func:`toolkit.activations.full.full` runs it)."""
+    return full(model, hook_name, tokens, batch_size=max(1, len(tokens)), threads=None, stop_early=True)
 
 
 def _mask(tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Train an SAE on a model's activations and score its latents against the search labels, beside a control.
 
     report = model_label_report(model, dataset, "blocks.1.hook_resid_post")
-    report.table        # per label: best score of the SAE's latents vs the frozen-random-decoder control
+    report.table()      # per label: best score of the SAE's latents vs the frozen-random-decoder control
     report.match.unlabelled   # strong SAE latents that match no label ("found but unlabelled")
 
 ``dataset`` follows ``toolkit.tasks.base``: ``tokens [n, seq]`` and ``labels {name: Label}`` with
@@ -11,11 +11,13 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from toolkit._result import frame, plain
 from toolkit.unsupervised.baselines import FrozenDecoderSAE, RandomDictionary
 from toolkit.unsupervised.matching import LabelMatch, compare_to_control, match_labels
 from toolkit.unsupervised.sae import SparseAutoencoder
@@ -23,23 +25,59 @@ from toolkit.unsupervised.sae import SparseAutoencoder
 DEFAULT_SAE = dict(architecture="topk", k=8, n_samples=500_000, batch_size=512, lr=4e-3)
 
 
+class _RowsView(list):
+    """The old ``report.table`` list: still iterates (with a DeprecationWarning) and, called, is ``table()``."""
+
+    def __init__(self, rows: list[dict[str, Any]], frame_fn: Any):
+        super().__init__(rows)
+        self._frame_fn = frame_fn
+
+    def __call__(self) -> Any:
+        return self._frame_fn()
+
+    def _warn(self) -> None:
+        warnings.warn("SAEReport.table is a method now: use report.table() (a DataFrame) or report.rows "
+                      "(the list); the list form goes in the next release", DeprecationWarning, stacklevel=3)
+
+    def __iter__(self):
+        self._warn()
+        return super().__iter__()
+
+    def __getitem__(self, i):
+        self._warn()
+        return super().__getitem__(i)
+
+    def __len__(self) -> int:
+        self._warn()
+        return super().__len__()
+
+
 @dataclass
 class SAEReport:
-    """``sae`` and ``control`` (fitted), their :class:`LabelMatch` results, ``table`` (one row per
-    sub-label: ``label, sae, control, margin``), reconstruction ``metrics`` of both, and for a model the
-    ``spliced`` scores (CE / accuracy recovered with the SAE spliced in)."""
+    """``sae`` and ``control`` (fitted), their :class:`LabelMatch` results, ``rows`` (one per sub-label:
+    ``label, sae, control, margin``; :meth:`table` gives them as a DataFrame), reconstruction ``metrics`` of
+    both, and for a model the ``spliced`` scores (CE / accuracy recovered with the SAE spliced in)."""
 
     sae: Any
     control: Any
     match: LabelMatch
     control_match: LabelMatch
-    table: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
     metrics: dict[str, dict[str, Any]]
     spliced: dict[str, float] | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def table(self) -> Any:
+        """``report.table()``: one row per sub-label (``label, sae, control, margin``) as a pandas DataFrame."""
+        return _RowsView(self.rows, lambda: frame(self.rows))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Rows, metrics, spliced scores and info as plain Python (JSON-able; the fitted SAEs stay here)."""
+        return plain({"rows": self.rows, "metrics": self.metrics, "spliced": self.spliced, "info": self.info})
+
     def summary(self, top: int = 10) -> str:
-        rows = sorted(self.table, key=lambda r: -r["sae"])[:top]
+        rows = sorted(self.rows, key=lambda r: -r["sae"])[:top]
         lines = [f"{'label':<24} {'SAE':>6} {'control':>8} {'margin':>7}"]
         lines += [f"{r['label'][:24]:<24} {r['sae']:6.3f} {r['control']:8.3f} {r['margin']:+7.3f}" for r in rows]
         m = self.metrics["sae"]

@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
 
+from toolkit._compat import agg_draw_image, agg_text_bitmap, canvas_renderer_key, font_file, set_canvas_renderer
 from toolkit._figure import DEFAULT_DPI, NotebookFigure
 
 _TEXT_CACHE_SIZE = 4096
@@ -41,9 +42,7 @@ class _TextCacheRenderer(RendererAgg):
         key = (hash(prop), prop.get_size_in_points(), self.dpi)
         hit = self._heights.get(key)
         if hit is None:
-            from matplotlib.font_manager import fontManager, get_font
-
-            font = get_font(fontManager._find_fonts_by_props(prop))
+            font = font_file(prop)
             hit = (None, None, None)
             for table_name, gap, ascent, descent in (("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
                                                      ("hhea", "lineGap", "ascent", "descent")):
@@ -64,16 +63,12 @@ class _TextCacheRenderer(RendererAgg):
         hit = self._cache.get(key)
         try:
             if hit is None:
-                font = self._prepare_font(prop)
-                font.set_text(s, 0, flags=get_hinting_flag())
-                font.draw_glyphs_to_bitmap(antialiased=gc.get_antialiased())
-                xo, yo = font.get_bitmap_offset()
                 if len(self._cache) >= _TEXT_CACHE_SIZE:
                     self._cache.clear()
-                hit = self._cache[key] = (np.array(font.get_image()), font.get_descent() / 64, xo / 64, yo / 64)
+                hit = self._cache[key] = agg_text_bitmap(self, prop, s, gc.get_antialiased(), get_hinting_flag())
             image, descent, xo, yo = hit
             xd, yd = descent * math.sin(math.radians(angle)), descent * math.cos(math.radians(angle))
-            self._renderer.draw_text_image(image, round(x + xo + xd), round(y + yo + yd) + 1, angle, gc)
+            agg_draw_image(self, image, round(x + xo + xd), round(y + yo + yd) + 1, angle, gc)
         except (AttributeError, TypeError, ValueError):  # matplotlib's internals changed: draw as it does
             type(self)._broken = True
             super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
@@ -86,9 +81,8 @@ class FastTextCanvas(FigureCanvasAgg):
     def get_renderer(self) -> RendererAgg:
         w, h = self.get_width_height(physical=True)
         key = (w, h, self.figure.dpi)
-        if self._lastKey != key:
-            self.renderer = _TextCacheRenderer(w, h, self.figure.dpi)
-            self._lastKey = key
+        if canvas_renderer_key(self) != key:
+            set_canvas_renderer(self, _TextCacheRenderer(w, h, self.figure.dpi), key)
         return self.renderer
 
 
