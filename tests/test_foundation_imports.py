@@ -12,17 +12,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "toolkit"
-
-# Cycles another change is removing; each entry names who and why. Remove the entry when it lands.
-KNOWN: dict[frozenset[str], str] = {
-    frozenset({"toolkit.unsupervised.sae", "toolkit.unsupervised.saelens_io"}):
-        "issue #18 part C: SparseAutoencoder.to_saelens/from_saelens call saelens_io, which imports sae",
-}
-
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
@@ -141,15 +132,6 @@ def test_the_graph_sees_lazy_and_relative_imports():
 def test_toolkit_has_no_import_cycles():
     graph = import_graph()
     assert "toolkit.exercises.core" in graph and graph["toolkit.exercises.core"], "the graph found no imports"
-    found = [c for c in cycles(graph) if frozenset(c) not in KNOWN]
+    found = cycles(graph)
     assert not found, "import cycles in toolkit (move the shared part into a lower module): " + "; ".join(
         _path(graph, c) for c in found)
-
-
-@pytest.mark.parametrize("pair", sorted(KNOWN, key=sorted), ids=lambda p: " <-> ".join(sorted(p)))
-def test_known_cycles_are_still_there(pair):
-    """A listed cycle is still a cycle; once the fix lands this says to remove its entry from KNOWN."""
-    comps = [frozenset(c) for c in cycles(import_graph())]
-    if not any(pair <= c for c in comps):
-        pytest.skip(f"{' <-> '.join(sorted(pair))} is no longer a cycle: remove it from KNOWN ({KNOWN[pair]})")
-    pytest.xfail(f"known cycle, being removed: {KNOWN[pair]}")
