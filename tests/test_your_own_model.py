@@ -4,6 +4,7 @@ with defaults -> the three explorers on plain tokens with vocab=."""
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -49,6 +50,7 @@ def test_sweep_takes_own_labels_as_values_or_values_and_mask(own):
     rows = table[table.label == "depth"].iloc[0]
     assert rows.n_train + rows.n_test == int(defined.sum())  # only where the mask says the label is defined
     assert rows.baseline_name == "current token" and 0 <= rows.baseline <= 1
+    assert json.loads(json.dumps(res.to_dict()))["rows"][0]["label"] in kinds  # the result stays JSON-able
     # the current token alone decodes 'inside' only partly; the residual stream carries the running depth
     inside = table[table.label == "inside"]
     assert (inside.score > inside.baseline).all()

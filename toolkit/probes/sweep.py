@@ -271,7 +271,8 @@ def sweep(acts: Any, labels: Sequence[str] | str | dict[str, Any] | None = None,
         threads: torch threads (default 1; see :mod:`toolkit._threads`).
 
     Returns:
-        :class:`SweepResult`: ``.table()`` (one row per cell), ``.probes``, ``.probe(...)``, ``.direction(...)``.
+        :class:`SweepResult`: ``.table()`` (one row per cell), ``.probes``, ``.probe(...)``, ``.direction(...)``;
+        with labels given as a dict, ``.own_labels`` holds them as ``{name: Label}``.
     """
     if probe not in ("linear", "mlp"):
         raise ValueError(f"probe={probe!r} is not valid; use 'linear' or 'mlp'")
@@ -296,8 +297,8 @@ def sweep(acts: Any, labels: Sequence[str] | str | dict[str, Any] | None = None,
         n_layers = int(acts.meta.get("n_layers", 10**6))
         result = SweepResult(hooks=hooks, meta={"probe": probe, "margin": margin, "test_frac": test_frac,
                                                 "seed": seed, "n_boot": n_boot, "group_by": str(group_by)})
-        if isinstance(acts, OwnLabels):  # ProbeExplorer(result, acts) reads the labels from here
-            result.meta["labels"] = acts._labels
+        if isinstance(acts, OwnLabels):  # kept out of meta (JSON-able); ProbeExplorer(result, acts) reads them
+            result.own_labels = acts._labels
         drop = ("drop those rows with acts.select(keep), keep = torch.isfinite(acts[hook]).all(1), or recache from a "
                 "model whose activations are finite (NaN / inf usually mean diverged weights)")
         cache_x = {h: _finite(acts[h].float(), f"acts[{h!r}]", drop) for h in hooks}

@@ -62,7 +62,7 @@ class ProbeExplorer(Explorer):
             raise ValueError("the sweep has no ungrouped cells; run probes.sweep(..., group_by=None) for this view")
         if value not in VALUES:
             raise ValueError(f"value={value!r}; valid: {list(VALUES)}")
-        own = result.meta.get("labels") if isinstance(getattr(result, "meta", None), dict) else None
+        own = getattr(result, "own_labels", None)
         if own and acts is not None and not isinstance(acts, OwnLabels):  # a sweep with labels={name: values}
             acts = OwnLabels(acts, own)
         self.result, self.acts, self.vocab = result, acts, vocab
