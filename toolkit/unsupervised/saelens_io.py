@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from toolkit._io import atomic_write
 from toolkit.activations.hooks import layer_of
 
 WEIGHTS, CFG, SPARSITY = "sae_weights.safetensors", "cfg.json", "sparsity.safetensors"
@@ -35,18 +35,6 @@ _ARCH_IN = {"standard": "relu", "topk": "topk"}
 _META_KEYS = ("model_name", "hook_name", "hook_head_index", "context_size", "prepend_bos", "dataset_path",
               "sae_lens_training_version")
 RESHAPES = ("none", "hook_z")
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def reshape_for(hook_name: str | None) -> str:
@@ -102,7 +90,7 @@ def saelens_cfg(sae: Any, **metadata: Any) -> dict[str, Any]:
 def save_saelens(sae: Any, path: str | os.PathLike, **metadata: Any) -> str:
     """Write a fitted :class:`SparseAutoencoder` to the folder ``path`` (created if needed); returns the folder
     path. ``metadata``: extra cfg keys (e.g. ``model_name="tree-8"``), also stored under ``cfg["metadata"]``."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     if not hasattr(sae, "W_enc_"):
         raise RuntimeError("fit the SAE before saving it")
@@ -113,13 +101,12 @@ def save_saelens(sae: Any, path: str | os.PathLike, **metadata: Any) -> str:
     s = float(sae.scaling_factor_)  # fold the input scaling in: works on raw activations afterwards
     tensors = {"W_enc": sae.W_enc_ * s, "b_enc": sae.b_enc_, "W_dec": sae.W_dec_ / s, "b_dec": sae.b_dec_ / s}
     tensors = {k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}
-    _atomic_write(folder / WEIGHTS, lambda tmp: save_file(tensors, tmp))
-    cfg = saelens_cfg(sae, **metadata)
-    _atomic_write(folder / CFG, lambda tmp: Path(tmp).write_text(json.dumps(cfg, indent=2) + "\n"))
+    atomic_write(folder / WEIGHTS, save(tensors))
+    atomic_write(folder / CFG, json.dumps(saelens_cfg(sae, **metadata), indent=2) + "\n")
     density = getattr(sae, "feature_density_", None)
     if density is not None:
         sparsity = {"sparsity": torch.log10(density.float().clamp_min(1e-10)).contiguous()}
-        _atomic_write(folder / SPARSITY, lambda tmp: save_file(sparsity, tmp))
+        atomic_write(folder / SPARSITY, save(sparsity))
     return str(folder)
 
 
