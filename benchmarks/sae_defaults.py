@@ -1,6 +1,6 @@
 """Evidence for ``SparseAutoencoder``'s defaults: the same settings on a toy and on real-scale activations.
 
-    .venv/bin/python benchmarks/sae_defaults.py                 # both datasets, seeds 0 and 1 (~5 min, 1 core)
+    .venv/bin/python benchmarks/sae_defaults.py                 # both datasets, seeds 0 and 1 (docs/SAE_DEFAULTS.md)
     .venv/bin/python benchmarks/sae_defaults.py --only toy      # or --only real; --seeds 0,1,2
 
 Datasets:
@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--only", choices=("toy", "real"), default=None)
     ap.add_argument("--norm", type=float, default=100.0, help="mean residual norm of the scaled real-scale data")
     ap.add_argument("--toy-samples", type=int, default=300_000)
-    ap.add_argument("--real-samples", type=int, default=61_440)
+    ap.add_argument("--real-samples", type=int, default=30_720)
     ap.add_argument("--configs", default="", help="comma-separated subset of: " + ", ".join(CONFIGS))
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
