@@ -33,8 +33,6 @@ from lab import (
     shutdown_kernels,
 )
 
-pytestmark = pytest.mark.browser
-
 TUTORIALS = ROOT / "tutorials"
 SOLUTIONS = sorted((TUTORIALS / "solutions").glob("[0-9][0-9]_*.ipynb"))
 LEARNERS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))
@@ -42,6 +40,8 @@ SHOTS = ARTIFACTS / "notebooks"
 RUN_ALL_TIMEOUT_S = 900
 CHECK_CALL = re.compile(r"^\s*ex\.check\(", re.M)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# pytest-timeout's 600 s default (pyproject.toml) would cut a notebook's Run All before the test's own limit does
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(RUN_ALL_TIMEOUT_S + 300)]
 
 
 @pytest.fixture(scope="module")
