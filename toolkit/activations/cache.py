@@ -29,6 +29,7 @@ from toolkit.activations.batching import batch_rows
 from toolkit.activations.hooks import HookSpec, position_dim, resolve, stop_layer
 from toolkit.activations.positions import PositionSpec, position_mask, tokens_of
 from toolkit.activations.result import Activations
+from toolkit.models.build import check_bridge
 
 
 def _device(model: Any) -> torch.device:
@@ -159,6 +160,7 @@ def cache(model: Any, data: Any, hooks: HookSpec = "resid_post", positions: Posi
         :class:`Activations`: ``acts[hook] -> [n_rows, d]``, ``acts.example_index / position / token``,
         ``acts.labels(name)``.
     """
+    check_bridge(model, "activations.cache")
     check_tokens(data)
     with torch_threads(threads):
         return _cache(model, data, hooks, positions, batch_size, dtype, store, progress, overwrite, shard_examples,

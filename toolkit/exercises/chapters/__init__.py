@@ -1,6 +1,6 @@
 """Exercise definitions, one module per tutorial: ``chNN_<topic>.py`` registers the exercises ``NN.*``.
 
-Every module in this package is imported (in name order) the first time an exercise is looked up, so a new
+Every module in this package is imported (in name order) when ``toolkit.exercises`` is imported, so a new
 chapter needs no registration step. Keep imports of heavy toolkit parts (models, probes) inside functions.
 """
 
