@@ -88,7 +88,9 @@ def ablate(model: Any, hook: str, method: str = "zero", positions: Any = None, h
     Args:
         method: ``"zero"``; ``"mean"`` (the activation's mean over ``reference`` at the same position);
             ``"resample"`` (the activation of a random ``reference`` example at the same position).
-        reference: the dataset (or tokens) the mean / resamples come from (default: ``data``).
+        reference: the dataset (or tokens) the mean / resamples come from (default: ``data``), or its
+            activations of ``hook`` (a float tensor ``[n_ref, seq, ...]`` from :func:`capture`), which skips the
+            capture when you ablate many times with the same reference.
     """
     if method not in ("zero", "mean", "resample"):
         raise ValueError(f"method={method!r} is not valid; use 'zero', 'mean' or 'resample'")
@@ -97,7 +99,8 @@ def ablate(model: Any, hook: str, method: str = "zero", positions: Any = None, h
     ref = reference if reference is not None else data
     if ref is None:
         raise ValueError(f"method={method!r} needs reference= (a dataset to take means / resamples from)")
-    acts = capture(model, hook, ref)  # [n_ref, seq, ...]
+    is_acts = isinstance(ref, torch.Tensor) and ref.is_floating_point()
+    acts = ref if is_acts else capture(model, hook, ref)  # [n_ref, seq, ...]
     if method == "mean":
         return _mean_ctx(model, hook, acts.mean(0, keepdim=True), positions, heads, data)
     g = torch.Generator().manual_seed(seed)

@@ -54,20 +54,26 @@ def answer_sites(clean: Any, corrupt: Any) -> tuple[torch.Tensor, torch.Tensor, 
 
 def patch_metric(metric: str | Callable, clean: Any, corrupt: Any, clean_logits: torch.Tensor) -> Callable:
     """``logits -> float`` for a patching metric."""
+    fn = metric_tensor(metric, clean, corrupt, clean_logits)
+    return lambda lg: float(fn(lg))
+
+
+def metric_tensor(metric: str | Callable, clean: Any, corrupt: Any, clean_logits: torch.Tensor) -> Callable:
+    """``logits [n, seq, V] -> 0-d tensor`` for a patching metric, differentiable in the logits (a callable metric
+    keeps whatever it returns)."""
     if callable(metric):
-        return lambda lg: float(metric(lg, clean, corrupt))
+        return lambda lg: torch.as_tensor(metric(lg, clean, corrupt))
     if metric not in PATCH_METRICS:
         raise ValueError(f"unknown metric {metric!r}; use one of {PATCH_METRICS} or a callable")
     if metric == "kl":
         mask = (clean.loss_mask if hasattr(clean, "loss_mask") else torch.ones_like(tokens_of(clean), dtype=bool))
         mask = mask[:, 1:]
         ref = F.log_softmax(clean_logits[:, :-1][mask], -1)
-        return lambda lg: float(F.kl_div(F.log_softmax(lg[:, :-1][mask], -1), ref, log_target=True,
-                                         reduction="batchmean"))
+        return lambda lg: F.kl_div(F.log_softmax(lg[:, :-1][mask], -1), ref, log_target=True, reduction="batchmean")
     rows, pos, good, bad = answer_sites(clean, corrupt)
     if metric == "prob":
-        return lambda lg: float(lg[rows, pos].softmax(-1).gather(1, good[:, None]).mean())
-    return lambda lg: float((lg[rows, pos].gather(1, good[:, None]) - lg[rows, pos].gather(1, bad[:, None])).mean())
+        return lambda lg: lg[rows, pos].softmax(-1).gather(1, good[:, None]).mean()
+    return lambda lg: (lg[rows, pos].gather(1, good[:, None]) - lg[rows, pos].gather(1, bad[:, None])).mean()
 
 
 @dataclass
