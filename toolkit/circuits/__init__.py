@@ -20,8 +20,13 @@ Components are ``(layer, head)`` / ``"L1H0"`` for a head, ``(layer, None)`` / ``
 
 from toolkit.circuits.ablation import ablate_components, reference_activations
 from toolkit.circuits.attribution import DLAResult, LogitLensResult, direct_logit_attribution, logit_lens
-from toolkit.circuits.attribution_patching import (AttributionPatchingResult, agreement, attribution_patching,
-                                                   patching_agreement, real_patching_effects)
+from toolkit.circuits.attribution_patching import (
+           AttributionPatchingResult,
+           agreement,
+           attribution_patching,
+           patching_agreement,
+           real_patching_effects,
+)
 from toolkit.circuits.components import Component, all_components, component, components
 from toolkit.circuits.metrics import CircuitScore, completeness, faithfulness, random_circuits
 from toolkit.circuits.path_patching import PathPatchingResult, path_patching

@@ -46,7 +46,8 @@ def resolve_positions(positions: Any, seq: int) -> list[int]:
     idx = [positions] if isinstance(positions, int) else list(positions)
     bad = [p for p in idx if isinstance(p, bool) or not isinstance(p, int) or not -seq <= p < seq]
     if bad or not idx:
-        raise ValueError(f"positions must be an int or a non-empty list of ints in -{seq}..{seq - 1}; got {positions!r}")
+        raise ValueError(f"positions must be an int or a non-empty list of ints in -{seq}..{seq - 1}; "
+                         f"got {positions!r}")
     return [p % seq for p in idx]
 
 

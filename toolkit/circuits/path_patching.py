@@ -135,7 +135,7 @@ def path_patching(model: Any, clean: Any, corrupt: Any, sender: Any, receivers: 
         recorded = run_cache(model, clean, hooks, batch_size) if hooks else {}
 
     scores = []
-    for name, head, hook in tqdm(recv, desc="path patching", disable=not progress):
+    for _, head, hook in tqdm(recv, desc="path patching", disable=not progress):
         if hook is None:
             scores.append(direct)
             continue
