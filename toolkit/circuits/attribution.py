@@ -180,7 +180,7 @@ def direct_logit_attribution(model: Any, data: Any, token: Any, minus: Any = Non
     contrib = torch.cat([contrib, bias[..., None]], -1)
     names.append("bias")
 
-    lg = run_logits(model, tokens, batch_size, None)[:, pos]  # [n, P, V]
+    lg = run_logits(model, tokens, batch_size)[:, pos]  # [n, P, V]
     own = lg.gather(-1, a[..., None])[..., 0]
     if minus is not None:
         own = own - lg.gather(-1, token_ids(minus, n, len(pos), "minus")[..., None])[..., 0]

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from toolkit._result import frame, plain
+from toolkit._threads import torch_threads
 from toolkit.activations.cache import _device
 from toolkit.activations.positions import tokens_of
 from toolkit.circuits.components import run_cache
@@ -71,7 +72,7 @@ def attribution_patching(model: Any, clean: Any, corrupt: Any, metric: str | Cal
     """The linear estimate of every head's patching effect (see the module docstring); all examples at once."""
     L = model.cfg.n_layers
     hooks = [f"blocks.{layer}.attn.hook_z" for layer in range(L)]
-    clean_lg = run_logits(model, clean, len(tokens_of(clean)), None)
+    clean_lg = run_logits(model, clean, len(tokens_of(clean)))
     fn = metric_tensor(metric, clean, corrupt, clean_lg)
     z_corrupt = run_cache(model, corrupt, hooks, len(tokens_of(corrupt)))  # {hook: [n, seq, H, d_head]}
     grabbed: dict[str, torch.Tensor] = {}
@@ -82,7 +83,7 @@ def attribution_patching(model: Any, clean: Any, corrupt: Any, metric: str | Cal
             return t
         return grab
 
-    with torch.enable_grad(), model.hooks(fwd_hooks=[(h, grabber(h)) for h in hooks]):
+    with torch.enable_grad(), torch_threads(1), model.hooks(fwd_hooks=[(h, grabber(h)) for h in hooks]):
         lg = model(tokens_of(clean).to(_device(model)))
         m = fn(lg.float())
         if not isinstance(m, torch.Tensor) or not m.requires_grad:
@@ -93,7 +94,7 @@ def attribution_patching(model: Any, clean: Any, corrupt: Any, metric: str | Cal
     per_pos = torch.stack([
         torch.einsum("npht,npht->hp", (z_corrupt[h].to(g) - z.detach()), g).cpu()
         for h, z, g in zip(hooks, z_clean, grads, strict=True)])  # [L, H, seq]
-    corrupt_lg = run_logits(model, corrupt, len(tokens_of(corrupt)), None)
+    corrupt_lg = run_logits(model, corrupt, len(tokens_of(corrupt)))
     label = metric if isinstance(metric, str) else getattr(metric, "__name__", "custom")
     return AttributionPatchingResult(per_pos.sum(-1), per_pos, float(fn(clean_lg)), float(fn(corrupt_lg)), label)
 
@@ -102,7 +103,7 @@ def real_patching_effects(model: Any, clean: Any, corrupt: Any, metric: str | Ca
                           batch_size: int = 256, progress: bool = False) -> torch.Tensor:
     """``[n_layers, n_heads]``: the real change of the metric when one head's corrupted ``hook_z`` (every position)
     is patched into the clean run, via :func:`toolkit.interventions.patching` (source = corrupt, run = clean)."""
-    clean_lg = run_logits(model, clean, batch_size, None)
+    clean_lg = run_logits(model, clean, batch_size)
     fn = metric_tensor(metric, clean, corrupt, clean_lg)
     res = patching(model, corrupt, clean, hooks="blocks.*.attn.hook_z", per="head", batch_size=batch_size,
                    metric=lambda lg, *_: float(fn(lg)), progress=progress)

@@ -107,7 +107,7 @@ def run_cache(model: Any, data: Any, hooks: list[str], batch_size: int = 256) ->
     tokens = tokens_of(data)
     n, seq = tokens.shape
     acts = cache(model, tokens, hooks=hooks, positions=torch.ones(n, seq, dtype=torch.bool), batch_size=batch_size,
-                 progress=False)
+                 progress=False, fast=False)  # the bridge itself: the same float path as the model's own logits
     return {h: acts.get(h, flat=False).reshape(n, seq, *acts.row_shape(h)) for h in acts.hook_names}
 
 

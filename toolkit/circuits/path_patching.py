@@ -113,9 +113,9 @@ def path_patching(model: Any, clean: Any, corrupt: Any, sender: Any, receivers: 
     """
     s = component(sender, model)
     recv = [_receiver(r, model, s.layer) for r in ([receivers] if isinstance(receivers, str) else receivers)]
-    clean_lg = run_logits(model, clean, batch_size, None)
+    clean_lg = run_logits(model, clean, batch_size)
     fn = patch_metric(metric, clean, corrupt, clean_lg)
-    corrupt_lg = run_logits(model, corrupt, batch_size, None)
+    corrupt_lg = run_logits(model, corrupt, batch_size)
     L = model.cfg.n_layers
     frozen = [f"blocks.{layer}.{h}" for layer in range(s.layer, L) for h in ("attn.hook_z", "hook_mlp_out")]
     clean_acts = run_cache(model, clean, frozen, batch_size)
@@ -131,7 +131,7 @@ def path_patching(model: Any, clean: Any, corrupt: Any, sender: Any, receivers: 
             if keep != []:
                 stack.enter_context(patch(model, name, clean_acts[name], heads=keep))
         stack.enter_context(patch(model, s.hook, sender_src, positions=sender_positions, heads=s.head, data=clean))
-        direct = fn(run_logits(model, clean, batch_size, None))
+        direct = fn(run_logits(model, clean, batch_size))
         recorded = run_cache(model, clean, hooks, batch_size) if hooks else {}
 
     scores = []
@@ -140,7 +140,7 @@ def path_patching(model: Any, clean: Any, corrupt: Any, sender: Any, receivers: 
             scores.append(direct)
             continue
         with patch(model, hook, recorded[hook], positions=receiver_positions, heads=head, data=clean):
-            scores.append(fn(run_logits(model, clean, batch_size, None)))
+            scores.append(fn(run_logits(model, clean, batch_size)))
     label = metric if isinstance(metric, str) else getattr(metric, "__name__", "custom")
     return PathPatchingResult(torch.tensor(scores), fn(clean_lg), fn(corrupt_lg), s.name, [r[0] for r in recv],
                               label, {"sender_positions": plain(sender_positions),
