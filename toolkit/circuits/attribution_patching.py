@@ -32,7 +32,7 @@ from toolkit._result import frame, plain
 from toolkit._threads import torch_threads
 from toolkit.activations.cache import _device
 from toolkit.activations.positions import tokens_of
-from toolkit.circuits.components import run_cache
+from toolkit.circuits.components import metric_name, run_cache
 from toolkit.interventions.core import logits as run_logits
 from toolkit.interventions.patching import metric_tensor, patching
 
@@ -95,7 +95,7 @@ def attribution_patching(model: Any, clean: Any, corrupt: Any, metric: str | Cal
         torch.einsum("npht,npht->hp", (z_corrupt[h].to(g) - z.detach()), g).cpu()
         for h, z, g in zip(hooks, z_clean, grads, strict=True)])  # [L, H, seq]
     corrupt_lg = run_logits(model, corrupt, len(tokens_of(corrupt)))
-    label = metric if isinstance(metric, str) else getattr(metric, "__name__", "custom")
+    label = metric_name(metric)
     return AttributionPatchingResult(per_pos.sum(-1), per_pos, float(fn(clean_lg)), float(fn(corrupt_lg)), label)
 
 

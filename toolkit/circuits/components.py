@@ -116,3 +116,8 @@ def head_outputs(model: Any, layer: int, z: torch.Tensor) -> torch.Tensor:
     -> ``[..., head, d_model]`` (without the block's output bias ``b_O``, which no head owns)."""
     w_o = model.W_O[layer].detach().to(z)  # [head, d_head, d_model]
     return torch.einsum("...hd,hdm->...hm", z, w_o)
+
+
+def metric_name(metric: Any) -> str:
+    """How a result names its metric: the name itself, or a callable's ``__name__``."""
+    return metric if isinstance(metric, str) else getattr(metric, "__name__", "custom")

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from toolkit._result import frame, plain
 from toolkit.activations.positions import tokens_of
 from toolkit.circuits.ablation import ablate_components, reference_activations
-from toolkit.circuits.components import Component, all_components, components
+from toolkit.circuits.components import Component, all_components, components, metric_name
 from toolkit.interventions.core import batch_mask, resolve_positions, run
 
 
@@ -166,7 +166,7 @@ def _score(kind: str, model: Any, circuit: Any, data: Any, metric: str | Callabl
     n_mlps = len({c.key for c in comps if c.head is None})
     rand = random_circuits(model, n_heads, n_mlps, n_random, seed)
     scores = [one(r)[1] for r in tqdm(rand, desc=f"random circuits ({kind})", disable=not progress)]
-    label = metric if isinstance(metric, str) else getattr(metric, "__name__", "custom")
+    label = metric_name(metric)
     return CircuitScore(kind, value, norm(raw), raw, full, ablated, torch.tensor(scores, dtype=torch.float64),
                         n_heads, n_mlps, {"metric": label, "method": method, "seed": seed, "mlps": mlps,
                                           "random_circuits": [[c.name for c in r] for r in rand]})

@@ -36,7 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from toolkit._result import frame, plain
-from toolkit.circuits.components import component, run_cache
+from toolkit.circuits.components import component, metric_name, run_cache
 from toolkit.interventions.core import logits as run_logits
 from toolkit.interventions.edits import capture, patch
 from toolkit.interventions.patching import patch_metric
@@ -141,7 +141,7 @@ def path_patching(model: Any, clean: Any, corrupt: Any, sender: Any, receivers: 
             continue
         with patch(model, hook, recorded[hook], positions=receiver_positions, heads=head, data=clean):
             scores.append(fn(run_logits(model, clean, batch_size)))
-    label = metric if isinstance(metric, str) else getattr(metric, "__name__", "custom")
+    label = metric_name(metric)
     return PathPatchingResult(torch.tensor(scores), fn(clean_lg), fn(corrupt_lg), s.name, [r[0] for r in recv],
                               label, {"sender_positions": plain(sender_positions),
                                       "receiver_positions": plain(receiver_positions)})
