@@ -8,7 +8,7 @@ from contextlib import ExitStack
 
 import pytest
 import torch
-from test_circuits_helpers import V, tiny
+from test_circuits_helpers import V, neox, tiny
 
 from toolkit import circuits, interventions, models, tasks
 
@@ -138,3 +138,20 @@ def test_circuit_json_round_trip_and_bad_fields(tmp_path):
     with pytest.raises(ValueError, match=r"components\[0\].head.*2 heads"):
         circuits.Circuit("m", {}, "loss", [{"layer": 0, "head": 3, "role": "", "positions": None}]).check_model(
             tiny())
+
+
+def test_ablation_and_faithfulness_on_gpt_neox(tmp_path):
+    """A foreign architecture booted from a folder (parallel attention + MLP, rotary): the same tools apply."""
+    model = neox(tmp_path)
+    g = torch.Generator().manual_seed(0)
+    tokens, ref = torch.randint(0, V, (16, 8), generator=g), torch.randint(0, V, (16, 8), generator=g)
+    with circuits.ablate_components(model, ["L0H2", "L0H3", "MLP1"], reference=ref):
+        ours = interventions.logits(model, tokens)
+    heads = interventions.ablate(model, "blocks.0.attn.hook_z", method="mean", heads=[2, 3], reference=ref)
+    mlp = interventions.ablate(model, "blocks.1.hook_mlp_out", method="mean", reference=ref)  # unablated mean
+    with heads, mlp:
+        torch.testing.assert_close(ours, interventions.logits(model, tokens), rtol=0, atol=1e-6)
+    kw = {"metric": _last_logit, "reference": ref, "n_random": 3, "progress": False}
+    assert circuits.faithfulness(model, circuits.all_components(model), tokens, **kw).value == pytest.approx(1.0)
+    f = circuits.faithfulness(model, ["L1H0"], tokens, **kw)
+    assert f.n_heads == 1 and f.n_mlps == 0 and all(len(r) == 1 for r in f.meta["random_circuits"])

@@ -69,4 +69,4 @@ def test_set_head_writes_what_the_bridge_reads():
     torch.testing.assert_close(model.b_V[1, 1].detach(), bv)
     assert not torch.allclose(model.W_Q[1, 0].detach(), wq)  # the other head is untouched
     zero(model, "head.weight")
-    assert float(model.W_U.abs().sum()) == 0.0
+    assert float(model.W_U.detach().abs().sum()) == 0.0
