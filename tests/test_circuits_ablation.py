@@ -107,6 +107,10 @@ def test_faithfulness_on_a_search_dataset_with_a_named_metric():
     assert f.full == pytest.approx(interventions.run(model, data, "loss"), abs=1e-6)
     everywhere = circuits.faithfulness(model, ["L1H0"], data, metric="loss", n_random=0, progress=False)
     assert everywhere.raw != pytest.approx(f.raw, abs=1e-6)  # at the query only, L1H0 is ablated elsewhere
+    spec = circuits.Circuit("tree-8", task.spec(), "loss", [{"layer": 1, "head": 0, "role": "r", "positions": "query"}])
+    scores = spec.measure(model, data, n_random=2, progress=False)
+    assert scores["faithfulness"].value == pytest.approx(f.value, abs=1e-9)
+    assert scores["completeness"].kind == "completeness" and len(scores["completeness"].random) == 2
 
 
 def test_circuit_json_round_trip_and_bad_fields(tmp_path):

@@ -35,7 +35,7 @@ import torch
 from toolkit._result import frame, plain
 from toolkit.activations.hooks import hook_names
 from toolkit.activations.positions import tokens_of
-from toolkit.circuits.components import head_outputs, run_cache
+from toolkit.circuits.components import head_outputs, ln_final_affine, run_cache
 from toolkit.interventions.core import logits as run_logits
 
 
@@ -62,17 +62,6 @@ def token_ids(token: Any, n: int, n_pos: int, what: str = "token") -> torch.Tens
         return t
     raise ValueError(f"{what} must be an int, a LongTensor [n]={n} or [n, n_positions]=[{n}, {n_pos}]; "
                      f"got shape {tuple(t.shape)}")
-
-
-def _ln_affine(model: Any) -> tuple[bool, torch.Tensor | None, torch.Tensor | None]:
-    """``(centers, weight [d_model] | None, bias [d_model] | None)`` of the final normalisation."""
-    kind = model.cfg.normalization_type
-    if kind is None:
-        return False, None, None
-    params = dict(model.ln_final.named_parameters())
-    w = next((p for k, p in params.items() if k.endswith("weight")), None)
-    b = next((p for k, p in params.items() if k.endswith("bias")), None)
-    return kind in ("LN", "LNPre"), w, b
 
 
 @dataclass
@@ -110,8 +99,8 @@ class DLAResult:
 
     def table(self) -> Any:
         """One row per (position, component): mean and std of the contribution over examples (a DataFrame)."""
-        mean, std = self.mean, self.contributions.std(0) if len(self.contributions) > 1 else torch.zeros_like(
-            self.mean)
+        mean = self.mean
+        std = self.contributions.std(0) if len(self.contributions) > 1 else torch.zeros_like(mean)
         rows = [{"position": p, "component": c, "mean": float(mean[i, j]), "std": float(std[i, j])}
                 for i, p in enumerate(self.positions) for j, c in enumerate(self.components)]
         return frame(rows)
@@ -170,7 +159,7 @@ def direct_logit_attribution(model: Any, data: Any, token: Any, minus: Any = Non
     if minus is not None:
         b = token_ids(minus, n, len(pos), "minus")
         u, bias_u = u - w_u.T[b], bias_u - b_u[b]
-    centers, w, b_ln = _ln_affine(model)
+    centers, w, b_ln = ln_final_affine(model)
     scale = acts.get("ln_final.hook_scale", torch.ones(n, len(pos), 1))  # [n, P, 1], frozen from the clean run
     if centers:
         stack = stack - stack.mean(-1, keepdim=True)

@@ -121,3 +121,15 @@ def head_outputs(model: Any, layer: int, z: torch.Tensor) -> torch.Tensor:
 def metric_name(metric: Any) -> str:
     """How a result names its metric: the name itself, or a callable's ``__name__``."""
     return metric if isinstance(metric, str) else getattr(metric, "__name__", "custom")
+
+
+def ln_final_affine(model: Any) -> tuple[bool, torch.Tensor | None, torch.Tensor | None]:
+    """``(centers, weight [d_model] | None, bias [d_model] | None)`` of ``ln_final``: ``centers`` is True for
+    LayerNorm (the mean over ``d_model`` is subtracted), False for RMSNorm / no normalisation."""
+    kind = model.cfg.normalization_type
+    if kind is None:
+        return False, None, None
+    params = dict(model.ln_final.named_parameters())
+    w = next((p for k, p in params.items() if k.endswith("weight")), None)
+    b = next((p for k, p in params.items() if k.endswith("bias")), None)
+    return kind in ("LN", "LNPre"), w, b

@@ -104,7 +104,7 @@ class CircuitScore:
 
 def random_circuits(model: Any, n_heads: int, n_mlps: int, n: int, seed: int = 0) -> list[list[Component]]:
     """``n`` random sets of ``n_heads`` heads and ``n_mlps`` MLPs (whole components), seeded."""
-    heads = [c for c in all_components(model, mlps=False)]
+    heads = all_components(model, mlps=False)
     mlps = [Component(layer) for layer in range(model.cfg.n_layers)]
     if n_heads > len(heads) or n_mlps > len(mlps):
         raise ValueError(f"cannot draw {n_heads} heads / {n_mlps} MLPs from {len(heads)} / {len(mlps)}")

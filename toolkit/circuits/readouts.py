@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from toolkit.circuits.attribution import _ln_affine
+from toolkit.circuits.components import ln_final_affine
 
 
 def _check(model: Any, layer: int, head: int) -> None:
@@ -84,7 +84,7 @@ def ov_readout(model: Any, layer: int, head: int, ln: bool = True) -> torch.Tens
         + model.b_V[layer, head].detach().float()  # [V, d_head]
     out = v @ model.W_O[layer, head].detach().float()  # [V, d_model]
     if ln:
-        centers, w, _ = _ln_affine(model)
+        centers, w, _ = ln_final_affine(model)
         if centers:
             out = out - out.mean(-1, keepdim=True)
         if w is not None:

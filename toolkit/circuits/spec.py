@@ -123,6 +123,18 @@ class Circuit:
         self.check_model(model)
         return model
 
+    def measure(self, model: Any, data: Any, metric: Any = None, **kwargs: Any) -> dict[str, Any]:
+        """``{"faithfulness": CircuitScore, "completeness": CircuitScore}`` of this circuit in ``model`` on ``data``
+        with ``self.metric`` (or ``metric=``, e.g. a callable for plain tokens); ``kwargs`` go to
+        :func:`toolkit.circuits.faithfulness` / :func:`toolkit.circuits.completeness` (reference, method,
+        n_random, seed...). Store the values with ``circuit.faithfulness = scores["faithfulness"].value``."""
+        from toolkit.circuits.metrics import completeness, faithfulness
+
+        self.check_model(model)
+        m = self.metric if metric is None else metric
+        return {"faithfulness": faithfulness(model, self, data, m, **kwargs),
+                "completeness": completeness(model, self, data, m, **kwargs)}
+
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in FIELDS}
         if self.notes:
