@@ -3,6 +3,7 @@ head that writes a token; the logit lens ends at the model's logits; QK / OV rea
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -39,6 +40,7 @@ def test_dla_terms_sum_to_the_logit_difference(which, neox_model):
     torch.testing.assert_close(res.contributions[:, :1], a - b, rtol=0, atol=1e-5)
     table = res.table()
     assert set(table.columns) >= {"position", "component", "mean", "std"} and len(table) == 2 * len(res.components)
+    assert json.loads(json.dumps(res.to_dict()))["max_abs_remainder"] < 1e-4
 
 
 def test_dla_gives_everything_to_the_only_head_writing_the_token():
@@ -80,6 +82,7 @@ def test_logit_lens_last_depth_is_the_model_output(which, neox_model):
     torch.testing.assert_close(lens.logits[-1], interventions.logits(model, tokens), rtol=0, atol=1e-5)
     assert float(lens.table().query("layer == 1").agrees_with_final.min()) == 1.0
     assert lens.prob.shape == (model.cfg.n_layers, 12, 8) and not torch.allclose(lens.prob[0], lens.prob[-1])
+    assert len(json.loads(json.dumps(lens.to_dict()))["rows"]) == model.cfg.n_layers * 8
 
 
 def test_readouts_are_the_weight_products():

@@ -3,6 +3,8 @@ patching of every head on a near-linear tiny model, and the agreement drops for 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from test_circuits_helpers import V, neox, params, set_head, tiny, zero
@@ -64,6 +66,7 @@ def test_path_patching_finds_the_only_path():
     half = circuits.path_patching(model, clean, corrupt, sender=(0, 0), receivers=[(1, 1, "v")],
                                   sender_positions=[0, 1, 2, 3], metric=_logit_diff, progress=False)
     assert 0.05 < abs(float(half.normalized[0] - 1.0)) and len(half.table()) == 1
+    assert json.loads(json.dumps(res.to_dict()))["receivers"][0] == "L1H1.v"
     with pytest.raises(ValueError, match="later block"):
         circuits.path_patching(model, clean, corrupt, sender=(1, 0), receivers=[(1, 1, "v")], progress=False)
 
@@ -98,6 +101,7 @@ def test_attribution_patching_agrees_with_real_patching(which, tmp_path):
     corrupt[:, 3] = (clean[:, 3] + 1) % V  # one token changed: small, near-linear effects
     est = circuits.attribution_patching(model, clean, corrupt, metric=_logit_diff)
     assert est.estimate.shape == (3, 4) and est.per_position.shape == (3, 4, 8)
+    assert len(json.loads(json.dumps(est.to_dict()))["estimate"]) == 3 and len(est.table()) == 12
     assert float(est.per_position[..., :3].abs().max()) < 1e-6  # positions before the change: nothing to patch
     agr = circuits.patching_agreement(model, clean, corrupt, metric=_logit_diff, k=4, estimate=est.estimate)
     assert agr["pearson"] > 0.9 and agr["spearman"] > 0.8 and agr["top_k_overlap"] >= 0.75
