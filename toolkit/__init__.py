@@ -2,7 +2,8 @@
 
 The package follows the pipeline of the curriculum; data flows one way::
 
-    tasks -> models -> activations -> probes / unsupervised / interventions -> viz & widgets -> exercises
+    tasks -> models -> activations -> probes / unsupervised / interventions -> circuits -> viz & widgets
+        -> exercises
 
 Import the submodules you need (``from toolkit import tasks, models``); they are loaded lazily so that
 ``import toolkit`` stays fast.
@@ -25,6 +26,7 @@ _SUBMODULES = (
     "activations",
     "probes",
     "interventions",
+    "circuits",
     "unsupervised",
     "viz",
     "widgets",

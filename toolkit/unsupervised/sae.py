@@ -30,11 +30,12 @@ from toolkit.unsupervised import train as T
 Architecture = Literal["relu", "topk"]
 NORMALIZATIONS = ("none", "expected_average_only_in")
 DEAD_LIMIT = 0.5  # warn after fit when more than this fraction of latents is dead ...
-EV_LIMIT = 0.5  # ... or the explained variance on the first training rows is below this
+EV_LIMIT = 0.5  # ... or the explained variance on the first training rows is below this ...
+DENSE_LIMIT = 1.0  # ... or L0 exceeds this many times d_in: a code denser than the input's own basis is not sparse
 
 
 class SAEFitWarning(UserWarning):
-    """``SparseAutoencoder.fit`` ended with mostly dead latents or a poor reconstruction."""
+    """``SparseAutoencoder.fit`` ended with mostly dead latents, a poor reconstruction or a dense code."""
 
 
 class SparseAutoencoder(Estimator):
@@ -65,9 +66,10 @@ class SparseAutoencoder(Estimator):
 
     Learned attributes: ``W_enc_, b_enc_, W_dec_, b_dec_, scaling_factor_, d_in_, history_ (dict of lists),
     n_samples_seen_, feature_density_ [d_sae] (firing rate over the last window), n_resampled_, fit_time_s_,
-    fit_metrics_`` (``explained_variance`` on the first training rows, ``dead_latents`` fraction). ``fit`` warns
-    (:class:`SAEFitWarning`) when more than ``DEAD_LIMIT`` of the latents are dead or ``explained_variance`` is
-    below ``EV_LIMIT``, naming the knobs to turn.
+    fit_metrics_`` (``explained_variance``, ``l0`` on the first training rows, ``dead_latents`` fraction). ``fit``
+    warns (:class:`SAEFitWarning`) when more than ``DEAD_LIMIT`` of the latents are dead, ``explained_variance`` is
+    below ``EV_LIMIT``, or the code is dense (``l0 > DENSE_LIMIT * d_in``: more latents fire per row than the input
+    has dimensions, so the "features" are no sparser than the raw basis), naming the knobs to turn.
     """
 
     def __init__(self, d_sae: int | None = None, architecture: Architecture = "relu",
@@ -147,11 +149,14 @@ class SparseAutoencoder(Estimator):
         return self
 
     def _report_fit(self, rows: torch.Tensor) -> None:
-        """Set ``fit_metrics_`` and warn once if the fit is poor (mostly dead latents or low explained variance)."""
-        ev = self.evaluate(rows)["explained_variance"]
+        """Set ``fit_metrics_`` and warn once if the fit is poor (mostly dead latents, low explained variance, or a
+        dense code)."""
+        metrics = self.evaluate(rows)
+        ev, l0 = metrics["explained_variance"], metrics["l0"]
         dead = self.n_dead_ / self.d_sae_
-        self.fit_metrics_ = {"explained_variance": ev, "dead_latents": dead}
-        if dead <= DEAD_LIMIT and ev >= EV_LIMIT:
+        dense = l0 > DENSE_LIMIT * self.d_in_
+        self.fit_metrics_ = {"explained_variance": ev, "l0": l0, "dead_latents": dead}
+        if dead <= DEAD_LIMIT and ev >= EV_LIMIT and not dense:
             return
         found = []
         if dead > DEAD_LIMIT:
@@ -160,16 +165,25 @@ class SparseAutoencoder(Estimator):
                          f"training rows; limit {DEAD_LIMIT:.0%})")
         if ev < EV_LIMIT:
             found.append(f"explained_variance is {ev:.3f} on the first {len(rows):,} training rows (limit {EV_LIMIT})")
+        if dense:
+            found.append(f"the code is dense: L0 {l0:.1f} latents fire per row, more than the {self.d_in_} input "
+                         "dimensions, so the latents are no sparser than the raw activations")
         knobs = []
-        if self.architecture == "relu":
+        if dense and self.architecture == "relu":
+            knobs.append(f"raise l1_coefficient (now {self.l1_coefficient:g})")
+        elif dense:
+            knobs.append(f"lower k (now {self.k})")
+        if self.architecture == "relu" and (dead > DEAD_LIMIT or ev < EV_LIMIT):
             knobs.append(f"lower l1_coefficient (now {self.l1_coefficient:g})")
-        else:
+        elif dead > DEAD_LIMIT or ev < EV_LIMIT:
             knobs.append(f"raise k (now {self.k})" if ev < EV_LIMIT else "raise aux_coefficient")
         if self.normalize_activations == "none":
             knobs.append("normalise the inputs (normalize_activations='expected_average_only_in')")
-        knobs.append(f"train on more rows (n_samples, now {self.n_samples:,})")
+        if dead > DEAD_LIMIT or ev < EV_LIMIT:
+            knobs.append(f"train on more rows (n_samples, now {self.n_samples:,})")
         if self.architecture == "relu":
-            knobs.append("or use architecture='topk' with k latents per row, which cannot go silent")
+            knobs.append("or use architecture='topk' with k latents per row"
+                         + (", which cannot go silent" if dead > DEAD_LIMIT else ", which fixes L0 at k"))
         warnings.warn(f"SparseAutoencoder fit looks poor: {' and '.join(found)}. Knobs to turn: {', '.join(knobs)}. "
                       "fit_metrics_ holds these numbers.", SAEFitWarning, stacklevel=3)
 
