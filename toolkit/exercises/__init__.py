@@ -8,6 +8,7 @@ In a tutorial::
     ex.check("01.bfs", bfs_path)      # compact pass/fail report saying *what* is wrong
     ex.hint("01.bfs")                 # tiered hints, one more per call
     ex.show_solution("01.bfs")        # also offered by a button after a failed check
+    ex.answer("06.q", my_answer, **numbers)   # an open question's reference answer, after your own attempt
     ex.progress()                     # checks passed per notebook
     ex.claim("parent is decodable after block 0", acc, at_least=0.95)   # a finding, checked with its bound
 
@@ -38,6 +39,7 @@ from toolkit.exercises.core import (
     stars,
 )
 from toolkit.exercises.display import hint, overview, show_solution
+from toolkit.exercises.questions import answer
 from toolkit.exercises.stops import ExerciseNotDone
 from toolkit.exercises.stops import install as _install_stops
 from toolkit.exercises.tracking import progress, progress_path, reset_progress
@@ -46,6 +48,7 @@ _install_stops()  # in a notebook: an unsolved exercise stops Run All with one l
 
 __all__ = [
     "Case",
+    "answer",
     "Claim",
     "ClaimFailed",
     "CheckResult",
