@@ -146,3 +146,19 @@ def test_cache_refuses_token_tensors_that_are_not_n_by_seq_ids(setup, tokens, pr
     with pytest.raises(ValueError, match=r"LongTensor of token ids of shape \[n, seq\] with at least one example "
                                          rf"and one position; {problem}"):
         activations.cache(model, tokens, progress=False)
+
+
+def test_trace_returns_logits_and_hooks_in_their_own_shapes(setup):
+    """activations.trace: the explorers' one forward pass (same values as run_with_cache, mode restored)."""
+    task, data, model, full = setup
+    model.train()
+    logits, hooks = activations.trace(model, data[:4], ("attn.hook_pattern", "hook_resid_post"))
+    assert model.training  # restored
+    model.eval()
+    assert sorted(hooks) == sorted([f"blocks.{i}.attn.hook_pattern" for i in range(4)]
+                                   + [f"blocks.{i}.hook_resid_post" for i in range(4)])
+    assert hooks["blocks.1.attn.hook_pattern"].shape == full["blocks.1.attn.hook_pattern"][:4].shape
+    assert torch.allclose(hooks["blocks.2.hook_resid_post"], full["blocks.2.hook_resid_post"][:4], atol=1e-5)
+    assert logits.shape == (4, task.seq_len, model.cfg.d_vocab)
+    with pytest.raises(ValueError, match="token id 999 but the model has only"):
+        activations.trace(model, torch.full((1, 5), 999), ("hook_resid_post",))

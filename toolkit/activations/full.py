@@ -2,8 +2,10 @@
 
 :func:`cache` keeps chosen positions as rows ``[n_rows, d]``; :func:`full` keeps the tensor as the hook emits
 it (``[n, seq, d_model]``, ``[n, seq, heads, d_head]`` for ``hook_z``, ``[n, heads, q, k]`` for
-``hook_pattern``). It is what interventions patch from and what unsupervised streaming samples from, and it is
-the one other place besides :func:`cache` where the toolkit runs a model to collect activations.
+``hook_pattern``). It is what interventions patch from and what unsupervised streaming samples from.
+:func:`trace` runs a few examples once and returns the logits with several hooks in their own shapes (what the
+explorers draw). With :func:`cache`, these are the only places where the toolkit runs a model to collect
+activations.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from toolkit.activations.batching import batch_rows
 from toolkit.activations.cache import _device
 from toolkit.activations.hooks import stop_layer
 from toolkit.activations.positions import tokens_of
+from toolkit.models.build import check_bridge
 
 
 @torch.no_grad()
@@ -44,3 +47,29 @@ def full(model: Any, hook: str, data: Any, batch_size: int = 256, threads: int |
     if not parts:
         raise RuntimeError(f"hook {hook!r} did not fire; check the name with activations.hook_names(model)")
     return torch.cat(parts)
+
+
+@torch.no_grad()
+def trace(model: Any, data: Any, suffixes: tuple[str, ...],
+          threads: int | None = 1) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One forward pass over ``data`` (a dataset or tokens ``[n, seq]``, a few examples: no batching) in eval mode.
+
+    Returns ``(logits [n, seq, d_vocab], {hook_name: activation})`` for every hook whose name ends with one of
+    ``suffixes`` (e.g. ``("attn.hook_pattern",)``), each in the hook's own shape, as float32 on the model's device.
+    The model's train/eval mode is restored afterwards.
+    """
+    check_bridge(model, "activations.trace")
+    tokens = tokens_of(data)
+    d_vocab = getattr(getattr(model, "cfg", None), "d_vocab", None)
+    if d_vocab is not None and tokens.numel() and int(tokens.max()) >= d_vocab:
+        raise ValueError(f"the data uses token id {int(tokens.max())} but the model has only {d_vocab} tokens; "
+                         "use data made for this model's vocabulary")
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        with torch_threads(threads):
+            logits, cache = model.run_with_cache(tokens.to(_device(model)),
+                                                 names_filter=lambda n: n.endswith(tuple(suffixes)))
+    finally:
+        model.train(was_training)
+    return logits.detach().float(), {k: v.detach().float() for k, v in cache.items()}

@@ -13,8 +13,8 @@ and ``vs baseline`` for score − the trivial baseline's score.
 from __future__ import annotations
 
 import html
-import re
 
+from toolkit.activations.hooks import parse_hook
 from toolkit.probes.cells import depth
 
 DEPTH_NOTE = ("depth d = the residual stream after d blocks: depth 0 is the embedding (blocks.0.hook_resid_pre), "
@@ -23,17 +23,14 @@ HEAD_NOTE = "heads are named L{layer}H{head}: layer = block index (a head of lay
 
 DIFFERENCES = {"control": "selectivity", "random_init": "vs random-init", "baseline": "vs baseline"}
 
-_RESID = re.compile(r"blocks\.(\d+)\.hook_resid_(pre|mid|post)$")
-
-
 def resid_depth(hook: str) -> int | None:
     """The depth of a residual-stream hook (``blocks.l.hook_resid_pre`` / ``_post``, ``hook_embed``), else None."""
     if hook == "hook_embed":
         return 0
-    m = _RESID.match(hook)
-    if m is None or m.group(2) == "mid":
+    layer, site = parse_hook(hook)
+    if layer is None or site not in ("hook_resid_pre", "hook_resid_post"):
         return None
-    return depth(hook, int(m.group(1)) + 1)
+    return depth(hook, layer + 1)
 
 
 def depth_name(hook: str) -> str:
@@ -43,8 +40,8 @@ def depth_name(hook: str) -> str:
     d = resid_depth(hook)
     if d is not None:
         return f"depth {d}"
-    m = _RESID.match(hook)
-    return f"mid-block {m.group(1)}" if m else hook
+    layer, site = parse_hook(hook)
+    return f"mid-block {layer}" if layer is not None and site == "hook_resid_mid" else hook
 
 
 def depth_html(hook: str) -> str:

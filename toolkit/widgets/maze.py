@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from toolkit import viz
+from toolkit.activations.hooks import parse_hook
 from toolkit.tasks import Maze
 from toolkit.widgets._model import PLAIN_HINT, run_cache
 from toolkit.widgets.base import Explorer
@@ -193,7 +194,7 @@ class MazeEditor(Explorer):
         prompt = self.prompt()
         tokens = torch.full((1, int(self.model.cfg.n_ctx)), self.task.vocab.pad_id, dtype=torch.long)
         tokens[0, : len(prompt)] = prompt
-        _, cache = run_cache(self.model, tokens, (hook.split(".")[-1],))
+        _, cache = run_cache(self.model, tokens, (parse_hook(hook)[1],))
         return decode(self.probes[name][hook], cache[hook][0, len(prompt) - 1], self.kinds[name])
 
     # ---------------------------------------------------------------- drawing

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from toolkit import viz
+from toolkit.activations.hooks import parse_hook
 from toolkit.widgets._model import check_data, run_cache
 from toolkit.widgets.base import Explorer
 
@@ -52,9 +53,9 @@ def normalise_probes(probes: Any) -> dict[str, dict[str, Any]]:
 def _hook_order(hook: str) -> tuple[int, int]:
     if hook == "blocks.0.hook_resid_pre":
         return (-1, 0)
-    parts = hook.split(".")
-    layer = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 10**6
-    return (layer, {"hook_resid_pre": 0, "hook_resid_mid": 1, "hook_resid_post": 2}.get(parts[-1], 3))
+    layer, site = parse_hook(hook)
+    order = {"hook_resid_pre": 0, "hook_resid_mid": 1, "hook_resid_post": 2}
+    return (10**6 if layer is None else layer, order.get(site, 3))
 
 
 def decode(probe: Any, x: torch.Tensor, kind: str) -> np.ndarray:
