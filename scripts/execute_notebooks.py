@@ -27,6 +27,8 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from toolkit._io import atomic_write  # noqa: E402
+
 
 def kernel_env(path: Path) -> dict[str, str]:
     env = dict(os.environ)
@@ -68,10 +70,7 @@ def execute(path: Path, timeout: int, max_mb: float) -> float:
     if size_mb > max_mb:
         raise SystemExit(f"{path}: {size_mb:.2f} MB after execution (limit {max_mb} MB); lower figure dpi or "
                          "print less")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
     print(f"{path}: {seconds:.1f} s, {size_mb * 1000:.0f} kB, {stripped} circuitsvis bundle(s) stripped")
     return seconds
 

@@ -39,6 +39,8 @@ PATHS = {
 }
 sys.path.insert(0, str(ROOT))
 
+from toolkit._io import atomic_write  # noqa: E402
+
 
 def default_notebooks() -> list[Path]:
     return sorted((ROOT / "tutorials" / "solutions").glob("*.ipynb"))
@@ -146,10 +148,7 @@ def write_table() -> None:
             gap = _num(margin(c["bound"], c["min"], c["max"]))
             lines.append(f"| {c['statement']} | {c['bound']} | {low} | {high} | {gap} | {c['held_in']} |")
         lines.append("")
-    fd, tmp = tempfile.mkstemp(prefix=".CLAIMS.", dir=TABLE.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
-    os.replace(tmp, TABLE)
+    atomic_write(TABLE, "\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:

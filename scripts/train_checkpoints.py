@@ -178,7 +178,7 @@ GPU kernels are not bit-deterministic: a rerun gives a similar model, not the sa
 def write_card(out: Path) -> Path:
     """MODEL_CARD.md in ``out`` from the sidecars there (numbers are read, never typed)."""
     from toolkit import models
-    from toolkit.models.io import _atomic_write
+    from toolkit._io import atomic_write
 
     rows, details = [], []
     for side_path in sorted(out.glob("*.json"), key=lambda q: q.stem):
@@ -209,7 +209,7 @@ def write_card(out: Path) -> Path:
             + "\n\nDifficulty is the task's `meta['difficulty']` (trees and mazes: path length; graphs: the largest "
               "hop distance of a YES query).\n\n" + "\n".join(details) + "\n")
     path = out / "MODEL_CARD.md"
-    _atomic_write(path, text.encode())
+    atomic_write(path, text)
     return path
 
 

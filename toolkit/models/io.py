@@ -21,8 +21,6 @@ from safetensors.torch import save as save_bytes
 from toolkit._io import atomic_write
 from toolkit.models.build import ARCH_KEYS, boot, meta
 
-_atomic_write = atomic_write  # old private name, still imported by scripts/train_checkpoints.py
-
 FORMAT = "searchlight-model"
 FORMAT_VERSION = 1
 
