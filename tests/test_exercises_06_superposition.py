@@ -8,6 +8,7 @@ import torch
 from toolkit import exercises as ex
 from toolkit.exercises.chapters import ch06_superposition as ch
 from toolkit.exercises.chapters import ch06_superposition_training as tr
+from toolkit.exercises.chapters import ch06_superposition_training_loop as loop
 
 IDS = ["06.interference", "06.mmcs", "06.sae_forward", "06.sae_loss", "06.dead_latents", "06.size_agreement",
        "06.sae_losses", "06.remove_parallel_grad", "06.sae_train_step", "06.update_since_fired", "06.feature_density",
@@ -75,10 +76,10 @@ def test_toolkit_sae_recovers_the_train_sae_toy_data():
     """06.train_sae asks for MMCS >= MMCS_BOUND on its toy data: U.SparseAutoencoder reaches it there."""
     from toolkit import unsupervised as U
 
-    data, X = tr._toy()
-    sae = U.SparseAutoencoder(d_sae=tr.TRAIN_ARGS["d_sae"], l1_coefficient=tr.TRAIN_ARGS["l1_coefficient"],
+    data, X = loop._toy()
+    sae = U.SparseAutoencoder(d_sae=loop.TRAIN_ARGS["d_sae"], l1_coefficient=loop.TRAIN_ARGS["l1_coefficient"],
                               n_samples=60_000, batch_size=64, lr=1e-2, seed=0, progress=False).fit(X)
-    assert U.mmcs(sae.dictionary_, data.features) >= tr.MMCS_BOUND
+    assert U.mmcs(sae.dictionary_, data.features) >= loop.MMCS_BOUND
 
 
 def test_open_question_answer_needs_an_attempt_and_uses_the_numbers():

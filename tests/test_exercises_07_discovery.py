@@ -8,6 +8,7 @@ import torch
 from toolkit import exercises as ex
 from toolkit.exercises.chapters import ch07_discovery as ch
 from toolkit.exercises.chapters import ch07_discovery_methods as dm
+from toolkit.exercises.chapters import ch07_discovery_methods_ccs as cc
 
 IDS = ["07.label_corr", "07.best_matches", "07.plant_feature", "07.normalise_pairs", "07.ccs_loss", "07.pca",
        "07.lloyd_kmeans", "07.ccs_probe_losses", "07.fit_ccs", "07.resolve_sign"]
@@ -75,7 +76,7 @@ def test_method_references_agree_with_torch_sklearn_and_ccs():
     data = U.make_contrast_pairs(n=40, d=8, seed=1)
     ccs = U.CCS(n_restarts=4, n_epochs=60, lr=0.02, weight_decay=0.01, seed=5).fit(data["x_pos"], data["x_neg"])
     w0 = torch.randn(8, 4, generator=generator(5, "ccs-init")) / 8 ** 0.5
-    direction, bias, losses = dm.fit_ccs(data["x_pos"], data["x_neg"], w0, 60, 0.02, 0.01)
+    direction, bias, losses = cc.fit_ccs(data["x_pos"], data["x_neg"], w0, 60, 0.02, 0.01)
     assert torch.allclose(direction, ccs.direction_, atol=1e-5) and bias == pytest.approx(ccs.bias_, abs=1e-5)
     assert torch.allclose(losses, ccs.losses_, atol=1e-6)
 
@@ -83,7 +84,7 @@ def test_method_references_agree_with_torch_sklearn_and_ccs():
 def test_sign_is_chosen_on_labelled_rows_only():
     p = torch.tensor([0.9, 0.9, 0.1, 0.1])
     y = torch.tensor([False, False, False, False])
-    assert dm.resolve_sign(p, y, torch.tensor([True, True, False, False])) == (True, 0.0)
+    assert cc.resolve_sign(p, y, torch.tensor([True, True, False, False])) == (True, 0.0)
     # a probe and its negation give p -> 1 - p: for consistent probabilities (p- = 1 - p+) the loss is unchanged
     p_pos = torch.tensor([0.9, 0.2, 0.7])
     assert float(ch.ccs_loss(p_pos, 1 - p_pos)) == pytest.approx(float(ch.ccs_loss(1 - p_pos, p_pos)))

@@ -129,6 +129,17 @@ SOLUTIONS: dict[str, str] = {
         '    (loss_mask [n, seq] True); other positions are ignored, whatever they hold."""\n'
         '    return ((predicted == tokens) | ~loss_mask).all(dim=1)'
     ),
+    '02.lr_at': (
+        '# Exercise 02.lr_at\n'
+        'def lr_at(step: int, steps: int, lr: float, warmup_steps: int, min_lr_frac: float) -> float:\n'
+        '    """Learning rate at ``step`` (0-based): linear warm-up ``lr * (step + 1) / warmup_steps`` for the first\n'
+        '    ``warmup_steps`` steps, then a cosine from ``lr`` down to ``min_lr_frac * lr`` over the remaining\n'
+        '    ``steps - warmup_steps`` steps."""\n'
+        '    if step < warmup_steps:\n'
+        '        return lr * (step + 1) / warmup_steps\n'
+        '    progress = min(1.0, (step - warmup_steps) / max(1, steps - warmup_steps))\n'
+        '    return lr * (min_lr_frac + (1 - min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))'
+    ),
     '02.next_token_loss': (
         '# Exercise 02.next_token_loss\n'
         'import torch.nn.functional as F\n'
@@ -151,6 +162,44 @@ SOLUTIONS: dict[str, str] = {
         '    while acc_by_length.get(depth + 1, 0.0) >= threshold:\n'
         '        depth += 1\n'
         '    return depth'
+    ),
+    '02.teacher_forced_exact': (
+        '# Exercise 02.teacher_forced_exact\n'
+        'def teacher_forced_exact(logits: torch.Tensor, tokens: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:\n'
+        '    """BoolTensor [n]: True where the argmax of logits [n, seq, vocab] at t - 1 equals tokens[:, t] at every\n'
+        '    target position t (loss_mask True), i.e. the model, fed the true prefix, predicts every answer token."""\n'
+        '    right = (logits[:, :-1].argmax(-1) == tokens[:, 1:]) | ~loss_mask[:, 1:]\n'
+        '    return right.all(dim=1)'
+    ),
+    '02.train_loop': (
+        '# Exercise 02.train_loop\n'
+        'def train_loop(model, batches: list[tuple[torch.Tensor, torch.Tensor]], config: models.TrainConfig) -> list[float]:\n'
+        '    """Train ``model`` in place on ``batches`` [(tokens [b, seq], loss_mask [b, seq]), ...], one step each, with\n'
+        '    the recipe of ``config``: AdamW on ``param_groups(model, config.weight_decay)`` with ``config.betas``, the\n'
+        '    learning rate ``config.lr_at(step)`` set before every step, and ``train_step`` with ``config.grad_clip``.\n'
+        '    Returns the loss of every step."""\n'
+        '    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas)\n'
+        '    losses = []\n'
+        '    model.train()\n'
+        '    for step, (tokens, loss_mask) in enumerate(batches):\n'
+        '        for group in optimizer.param_groups:\n'
+        '            group["lr"] = config.lr_at(step)\n'
+        '        losses.append(train_step(model, optimizer, tokens, loss_mask, config.grad_clip))\n'
+        '    model.eval()\n'
+        '    return losses'
+    ),
+    '02.train_step': (
+        '# Exercise 02.train_step\n'
+        'def train_step(model, optimizer: torch.optim.Optimizer, tokens: torch.Tensor, loss_mask: torch.Tensor,\n'
+        '               grad_clip: float = 1.0) -> float:\n'
+        '    """One optimiser step on the batch tokens [b, seq] with loss_mask [b, seq]: the masked next-token loss,\n'
+        '    fresh gradients, gradient-norm clipping to ``grad_clip``, the update. Returns the loss as a float."""\n'
+        '    loss = next_token_loss(model(tokens), tokens, loss_mask)\n'
+        '    optimizer.zero_grad()\n'
+        '    loss.backward()\n'
+        '    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)\n'
+        '    optimizer.step()\n'
+        '    return loss.item()'
     ),
     '03.attention_between': (
         '# Exercise 03.attention_between\n'

@@ -375,32 +375,3 @@ function_exercise(
                       _loss_batch_sum),
               Mistake("multiply the sparsity penalty by `l1_coeff`", _loss_no_coeff)],
 )
-
-function_exercise(
-    "06.dead_latents", title="Find the dead latents", difficulty=1, importance=3, minutes=5,
-    reference=dead_latents, cases=_dead_cases, compare=_compare_default,
-    hints=["A latent is dead if it is at or below `threshold` on *every* sample.",
-           "Compare the whole [n, m] matrix with the threshold, then reduce over the samples (dim=0).",
-           "`(latents <= threshold).all(dim=0)`"],
-    mistakes=[Mistake("a latent that is silent on *some* samples is just sparse; dead means silent on *all* "
-                      "samples (`.all`, not `.any`)", _dead_any),
-              Mistake("you returned the alive latents: True should mark the dead ones", _dead_alive),
-              Mistake("return a BoolTensor [m] (one entry per latent), not the fraction of dead latents",
-                      _dead_fraction),
-              Mistake("use the `threshold` argument instead of 0", _dead_ignores_threshold)],
-)
-
-function_exercise(
-    "06.size_agreement", title="Dictionary size without ground truth", difficulty=2, importance=4, minutes=10,
-    reference=size_agreement, cases=_agreement_cases, compare=_compare_agreement,
-    hints=["Loop over the sizes m for which `2 * m` is also a key of `decoders`; the largest size has no partner.",
-           "Keep only alive rows: `decoders[m][alive[m]]`; dead latents keep their random initial directions.",
-           "Reuse your `mmcs(learned, true)`: the smaller dictionary plays the role of the true features, so "
-           "`mmcs(large_alive, small_alive)`."],
-    mistakes=[Mistake("drop the dead latents (use `alive[m]` as a row mask) before comparing: dead latents are "
-                      "leftover random directions", _agree_with_dead),
-              Mistake("compare the other way round: each direction of the *smaller* dictionary looks for its best "
-                      "match in the larger one, i.e. `mmcs(decoders[2 * m][...], decoders[m][...])`",
-                      _agree_reversed),
-              Mistake("only sizes m whose 2m partner exists get an entry", _agree_every_size)],
-)
