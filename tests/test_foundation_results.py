@@ -54,3 +54,34 @@ def test_old_sae_report_table_list_still_works_with_a_warning():
         rows = list(report.table)
     assert rows == report.rows
     assert report.table().to_dict("records") == report.rows
+
+
+def test_label_match_eval_result_and_history_follow_the_protocol():
+    import numpy as np
+
+    from toolkit import models, tasks
+    from toolkit.unsupervised import match_labels
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(400, generator=g) < 0.5
+    features = torch.stack([y.float() + 0.1 * torch.randn(400, generator=g), torch.randn(400, generator=g)], 1)
+    lm = match_labels(features, {"y": (y.long(), None)})
+    assert isinstance(lm.table(), pd.DataFrame) and list(lm.table()["label"]) == ["y"]
+    assert len(lm.table("latents")) == 2
+    with pytest.raises(ValueError, match="'labels' or 'latents'"):
+        lm.table("rows")
+    with pytest.warns(DeprecationWarning, match=r"\.table\(\)"):
+        assert lm.to_pandas().equals(lm.table())
+    d = lm.to_dict()
+    assert json.loads(json.dumps(d)) == d and d["labels"][0]["best_latent"] == 0
+
+    task = tasks.TreeSearch(n_nodes=8, max_path=4)
+    model = models.build(task)
+    ev = models.evaluate(model, task.generate(20, seed=1))
+    assert list(ev.table()["difficulty"])[-1] == "all" and ev.table()["n"].iloc[-1] == 20
+    assert json.loads(json.dumps(ev.to_dict())) == ev.to_dict()
+    config = models.TrainConfig(steps=2, batch_size=8, eval_every=1, eval_size=8, pool_size=64, warmup_steps=1)
+    hist = models.train(model, task, config, progress=False)
+    assert list(hist.table().columns) == ["step", "exact", "token", "loss", "elapsed_s"] and len(hist.table()) >= 1
+    assert json.loads(json.dumps(hist.to_dict())) == hist.to_dict()
+    assert np.isfinite(hist.table()["loss"]).all()

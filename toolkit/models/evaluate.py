@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from toolkit._result import frame, plain
 from toolkit._threads import torch_threads
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
@@ -95,7 +96,13 @@ class EvalResult:
         keys = ("n", "exact", "exact_teacher_forced", "first_token", "token", "token_greedy", "loss")
         d: dict[str, Any] = {k: getattr(self, k) for k in keys}
         d["by_difficulty"] = {str(k): v for k, v in self.by_difficulty.items()}
-        return d
+        return plain(d)
+
+    def table(self) -> Any:
+        """One row per difficulty (``difficulty, n, exact, token_greedy``) and a last row ``"all"``."""
+        rows = [{"difficulty": k, **v} for k, v in self.by_difficulty.items()]
+        rows.append({"difficulty": "all", "n": self.n, "exact": self.exact, "token_greedy": self.token_greedy})
+        return frame(rows, ["difficulty", "n", "exact", "token_greedy"])
 
     def __str__(self) -> str:
         lines = [f"{self.n} examples: exact (greedy) {self.exact:.1%}, teacher-forced exact "

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from toolkit._result import frame, plain
 from toolkit.models.build import fast_module, meta, task_info
 from toolkit.models.evaluate import evaluate, num_threads, target_loss
 
@@ -107,9 +108,14 @@ class History:
         return self.evals[-1] if self.evals else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"config": asdict(self.config), "loss": self.loss, "evals": self.evals,
-                "steps_done": self.steps_done, "wall_s": self.wall_s, "stopped_early": self.stopped_early,
-                "interrupted": self.interrupted}
+        return plain({"config": asdict(self.config), "loss": self.loss, "evals": self.evals,
+                      "steps_done": self.steps_done, "wall_s": self.wall_s, "stopped_early": self.stopped_early,
+                      "interrupted": self.interrupted})
+
+    def table(self) -> Any:
+        """One row per evaluation: ``step, exact, token, loss, elapsed_s`` (``by_difficulty`` left out)."""
+        cols = ["step", "exact", "token", "loss", "elapsed_s"]
+        return frame([{c: e.get(c) for c in cols} for e in self.evals], cols)
 
     def summary(self) -> dict[str, Any]:
         """Small JSON-able record kept on the model and in checkpoints."""

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from toolkit._result import frame, plain
 from toolkit.unsupervised.train import as_2d_float, generator
 
 
@@ -157,10 +158,24 @@ class LabelMatch:
         """``{sub_label: best score over latents}``."""
         return {r["label"]: r["score"] for r in self.labels}
 
-    def to_pandas(self, which: str = "labels"):
-        import pandas as pd
+    def table(self, which: str = "labels") -> Any:
+        """``labels`` (one row per sub-label, default) or ``latents`` (one row per latent) as a DataFrame."""
+        if which not in ("labels", "latents"):
+            raise ValueError(f"which must be 'labels' or 'latents', not {which!r}")
+        return frame(getattr(self, which))
 
-        return pd.DataFrame(getattr(self, which))
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python: the per-label and per-latent rows, the unlabelled latents, names and settings."""
+        return plain({"labels": self.labels, "latents": self.latents, "unlabelled": self.unlabelled,
+                      "sub_labels": self.sub_labels, "threshold": self.threshold, "info": self.info})
+
+    def to_pandas(self, which: str = "labels"):
+        """Old name of :meth:`table` (DeprecationWarning)."""
+        import warnings
+
+        warnings.warn("LabelMatch.to_pandas() is now .table(); to_pandas goes in the next release",
+                      DeprecationWarning, stacklevel=2)
+        return self.table(which)
 
     def __repr__(self) -> str:
         n_match = sum(r["matched"] for r in self.latents)
