@@ -235,6 +235,9 @@ function_exercise(
                       "(examples with longer paths have more targets)", _loss_mean_of_means)],
 )
 
+# the training-machinery exercises (02.lr_at .. 02.teacher_forced_exact) come next in the notebook
+from toolkit.exercises.chapters import ch02_training_loop  # noqa: E402,F401 - registers them here, in order
+
 function_exercise(
     "02.exact_match", title="Exact match", difficulty=1, importance=4, minutes=5,
     reference=exact_match, cases=_exact_cases, compare=_compare_flags,

@@ -11,8 +11,10 @@ from functools import lru_cache
 
 import torch
 
+from toolkit.exercises.chapters.ch03_interventions import register_caching, register_interventions
 from toolkit.exercises.compare import diff_tensor, diff_value
 from toolkit.exercises.core import Mistake, function_exercise
+from toolkit.exercises.questions import question
 
 # --- references -------------------------------------------------------------------------------------------
 
@@ -160,6 +162,8 @@ def _compare_top(got, expected, args):
 
 # --- registrations ----------------------------------------------------------------------------------------
 
+register_caching()  # 03.cache_resid: the notebook starts with a caching hook
+
 function_exercise(
     "03.edge_score", title="Score heads for edge concatenation", difficulty=3, importance=4, minutes=12,
     reference=edge_score, cases=_edge_cases,
@@ -209,3 +213,22 @@ function_exercise(
                       "the example dimension with torch.arange(n) as well", _between_broadcast),
               Mistake("average over the examples: the result is one number per head", _between_no_mean)],
 )
+
+register_interventions()  # 03.ablate_head .. 03.patching_sweep: the notebook's last exercises
+
+
+def _layer1_goal_head(edge_layer: int, edge_head: int, edge_score: float, goal_layer: int, goal_attention: float,
+                      parent_attention: float) -> str:
+    where = "not in layer 1" if goal_layer != 1 else "in layer 1"
+    return (f"Edge concatenation comes first: head L{edge_layer}H{edge_head} attends from each target token to "
+            f"its source with mean attention {edge_score:.2f}, so after block {edge_layer} every target token T_B "
+            "also carries its parent A, and T_goal carries the goal's parent. A later head that reads T_goal from "
+            "the goal token therefore copies the goal's *parent* into the goal's residual stream: one step of "
+            "backward chaining; a head reading T(parent) one block later would add the grandparent. In this model "
+            f"the head attending most to T_goal from the goal token sits in layer {goal_layer} ({where}; attention "
+            f"{goal_attention:.2f}), and no head there attends strongly to T(parent) (at most "
+            f"{parent_attention:.2f}), so the patterns show one step at most. Tutorial 04's probes test whether the "
+            f"parent really arrives at the goal token after block {goal_layer} (depth {goal_layer + 1}).")
+
+
+question("03.layer1_goal_head", _layer1_goal_head)

@@ -294,6 +294,9 @@ function_exercise(
               Mistake(RANGE, _control_off_by_one)],
 )
 
+# the probe-by-hand exercises (04.standardize .. 04.token_baseline) come next in the notebook
+from toolkit.exercises.chapters import ch04_probing_by_hand  # noqa: E402,F401 - registers them here, in order
+
 function_exercise(
     "04.first_layer", title="Where does it become decodable?", difficulty=1, importance=4, minutes=5,
     reference=first_layer_found, cases=_first_cases,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from toolkit import probes
-from toolkit.exercises.chapters import ch04_probe as ch
+from toolkit.exercises.chapters import ch04_probing_by_hand as ch
 from toolkit.probes import solvers
 
 

@@ -11,12 +11,14 @@ same objective) within a tolerance on the predicted probabilities.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from toolkit.exercises.compare import diff_tensor, diff_value
 from toolkit.exercises.core import Mistake, function_exercise
+from toolkit.exercises.questions import question
 
 # --- references -------------------------------------------------------------------------------------------
 
@@ -311,3 +313,36 @@ function_exercise(
               Mistake("the table was built from the test rows: build it from the training rows", _base_fit_on_test),
               Mistake("this is the accuracy on the training rows: score on the held-out test rows", _base_on_train)],
 )
+
+
+# --- the open question of section 4 -----------------------------------------------------------------------
+
+
+def _chaining_order(pos_table: Any, anc1_where: tuple[str, ...]) -> str:
+    """The reference answer to 04.chaining_order from the notebook's position-split sweep table."""
+    def score(label: str, depth: int, where: str, col: str = "score") -> float:
+        rows = pos_table[(pos_table["label"] == label) & (pos_table["depth"] == depth) & (pos_table["where"] == where)]
+        return float(rows[col].iloc[0]) if len(rows) else float("nan")
+
+    depths = sorted(int(d) for d in pos_table["depth"].unique())
+    first = {w: next((d for d in depths if score("ancestor_1", d, w) > 0.9), None) for w in anc1_where}
+    firsts = sorted({d for d in first.values() if d is not None})
+    at_query = max(score("ancestor_1", d, "query :") for d in depths)
+    lead = {d: score("ancestor_2", d, "goal") - score("ancestor_2", d, "goal", "random_init") for d in depths}
+    far = pos_table[pos_table["label"].isin(["ancestor_2", "ancestor_3"])]["score"].max()
+    where, first_txt = ", ".join(anc1_where), "/".join(map(str, firsts)) or "never"
+    last, before = lead[depths[-1]], max(lead[d] for d in depths[:-1])
+    return (f"ancestor_1 (the goal's parent) is decoded above 0.9 at {where} from depth {first_txt} on (first "
+            f"depth per position: {first}); at ':' it never exceeds {at_query:.2f}. ancestor_2 at the goal token "
+            f"leads its random-init twin by {last:+.2f} at depth {depths[-1]}, against at most {before:+.2f} "
+            f"before; neither ancestor_2 nor ancestor_3 is decoded above {float(far):.2f} anywhere. So it is not "
+            "one level per layer at the query position: the parent appears late, at the goal token and the path "
+            "positions at the same depth, the grandparent only partly and later, and ':' holds none of them. At a "
+            "path position the next node only needs to be readable just before it is written. A small model "
+            "trained on short paths can also compute some steps in parallel at different positions (Brinkmann et "
+            "al. describe sub-goals chained at register positions and merged). Compare with the random-init twin "
+            "before calling an entry a finding: the first table compares with the trivial baseline only, which the "
+            "twin also beats at some positions.")
+
+
+question("04.chaining_order", _chaining_order)

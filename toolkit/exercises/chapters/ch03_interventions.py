@@ -263,81 +263,87 @@ def _close(name: str, atol: float = 1e-4) -> Callable[[Any, Any, tuple], str | N
 
 # --- registrations ----------------------------------------------------------------------------------------
 
-function_exercise(
-    "03.cache_resid", title="A caching hook", difficulty=2, importance=4, minutes=10,
-    reference=cache_resid, cases=_cache_cases, compare=_close("cached residuals"),
-    hints=["A forward hook is a function `(activation, hook)` that TransformerLens calls with the tensor at that "
-           "point of the forward pass; a hook that returns None leaves the activation unchanged, so it can just "
-           "store it somewhere.",
-           "Register one hook per layer on `blocks.{l}.hook_resid_post` with `model.hooks(fwd_hooks=[(name, fn), "
-           "...])` around a forward pass. Beware Python closures in a loop: a hook that reads the loop variable "
-           "sees its *last* value; bind it through a helper function or a default argument.",
-           "`def make_hook(layer): return lambda resid, hook: store.__setitem__(layer, resid.detach().clone())`; "
-           "`with model.hooks(fwd_hooks=[(f'blocks.{l}.hook_resid_post', make_hook(l)) for l in layers]): "
-           "model(tokens)`; then `torch.stack([store[l] for l in layers])`."],
-    mistakes=[Mistake("every entry holds the same layer: the hook closes over the loop variable, which has its last "
-                      "value when the hooks run; bind the layer with a helper function or a default argument",
-                      _cache_late_binding),
-              Mistake("that is the residual stream *before* each block (hook_resid_pre); the question asks for "
-                      "after it (hook_resid_post)", _cache_resid_pre),
-              Mistake("that is the attention output only (hook_attn_out); the residual stream is hook_resid_post",
-                      _cache_attn_out)],
-)
+def register_caching() -> None:
+    """Register 03.cache_resid (called by ch03_inside before its own exercises, in notebook order)."""
+    function_exercise(
+        "03.cache_resid", title="A caching hook", difficulty=2, importance=4, minutes=10,
+        reference=cache_resid, cases=_cache_cases, compare=_close("cached residuals"),
+        hints=["A forward hook is a function that TransformerLens calls with the tensor at one point of the "
+               "forward pass (and the hook point); a hook that returns None leaves the activation unchanged, so it "
+               "can just store it somewhere.",
+               "Register one hook per layer on `blocks.{l}.hook_resid_post` with `model.hooks(fwd_hooks=[(name, fn), "
+               "...])` around a forward pass. Beware Python closures in a loop: a hook that reads the loop variable "
+               "sees its *last* value; bind it through a helper function or a default argument.",
+               "`def make_hook(layer): return lambda resid, hook: store.__setitem__(layer, resid.detach().clone())`; "
+               "`with model.hooks(fwd_hooks=[(f'blocks.{l}.hook_resid_post', make_hook(l)) for l in layers]): "
+               "model(tokens)`; then `torch.stack([store[l] for l in layers])`."],
+        mistakes=[Mistake("every entry holds the same layer: the hook closes over the loop variable, which has "
+                          "its last value when the hooks run; bind the layer with a helper function or a default "
+                          "argument",
+                          _cache_late_binding),
+                  Mistake("that is the residual stream *before* each block (hook_resid_pre); the question asks for "
+                          "after it (hook_resid_post)", _cache_resid_pre),
+                  Mistake("that is the attention output only (hook_attn_out); the residual stream is hook_resid_post",
+                          _cache_attn_out)],
+    )
 
-function_exercise(
-    "03.ablate_head", title="Ablate one head", difficulty=3, importance=4, minutes=15,
-    reference=ablate_head, cases=_ablate_cases, compare=_close("ablated logits"),
-    hints=["A head's output before it is mixed back into the residual stream is `hook_z`, one vector per "
-           "(example, position, head); ablating the head means replacing its slice there and leaving the other "
-           "heads alone.",
-           "`hook_z` is [n, seq, head, d_head]: the head is dimension 2. For the mean, cache `hook_z` on "
-           "`mean_tokens`, keep the head's slice and average over the examples only (one mean per position).",
-           "`replacement = cache[name][:, :, head].mean(0)` (or 0.0); in the hook `z = z.clone(); z[:, :, head] = "
-           "replacement; return z`; run `model(tokens)` inside `model.hooks(fwd_hooks=[(name, hook)])`."],
-    mistakes=[Mistake("you replaced every head of the layer: only head `head` (z[:, :, head]) should change",
-                      _ablate_all_heads),
-              Mistake("hook_z is [n, seq, head, d_head]: z[:, head] selects a position, index the head with "
-                      "z[:, :, head]", _ablate_position_axis),
-              Mistake("average over the examples only: the mean ablation keeps one mean per position",
-                      _ablate_mean_over_positions)],
-)
 
-function_exercise(
-    "03.knockout", title="Attention knockout", difficulty=3, importance=4, minutes=15,
-    reference=knockout_logits, cases=_knockout_cases, compare=_close("logits after knockout"),
-    hints=["Edit the attention *pattern* of the block: the blocked (query, key) pairs get weight 0, and the "
-           "remaining weights of each query must again sum to 1.",
-           "`hook_pattern` is [n, head, query, key]. Build a mask [n, 1, query, key] that is True where the query "
-           "is in `query_mask` *and* the key in `key_mask` (broadcast the two [n, seq] masks), then `masked_fill` "
-           "and divide by the row sums.",
-           "`block = query_mask[:, None, :, None] & key_mask[:, None, None, :]`; in the hook `out = "
-           "pattern.masked_fill(block, 0.0)` and `return out / out.sum(-1, keepdim=True).clamp_min(1e-12)`."],
-    mistakes=[Mistake("renormalise: after zeroing, each query's attention should again sum to 1",
-                      _knockout_no_renorm),
-              Mistake("query and key are swapped: dim 2 of the pattern is the query, dim 3 the key",
-                      _knockout_swapped),
-              Mistake("only the queries in query_mask lose their attention to the keys; you blocked every query",
-                      _knockout_every_query)],
-)
+def register_interventions() -> None:
+    """Register 03.ablate_head .. 03.patching_sweep (called by ch03_inside, after 03.attention_between)."""
+    function_exercise(
+        "03.ablate_head", title="Ablate one head", difficulty=3, importance=4, minutes=15,
+        reference=ablate_head, cases=_ablate_cases, compare=_close("ablated logits"),
+        hints=["A head's output before it is mixed back into the residual stream is `hook_z`, one vector per "
+               "(example, position, head); ablating the head means replacing its slice there and leaving the other "
+               "heads alone.",
+               "`hook_z` is [n, seq, head, d_head]: the head is dimension 2. For the mean, cache `hook_z` on "
+               "`mean_tokens`, keep the head's slice and average over the examples only (one mean per position).",
+               "`replacement = cache[name][:, :, head].mean(0)` (or 0.0); in the hook `z = z.clone(); z[:, :, head] = "
+               "replacement; return z`; run `model(tokens)` inside `model.hooks(fwd_hooks=[(name, hook)])`."],
+        mistakes=[Mistake("you replaced every head of the layer: only head `head` (z[:, :, head]) should change",
+                          _ablate_all_heads),
+                  Mistake("hook_z is [n, seq, head, d_head]: z[:, head] selects a position, index the head with "
+                          "z[:, :, head]", _ablate_position_axis),
+                  Mistake("average over the examples only: the mean ablation keeps one mean per position",
+                          _ablate_mean_over_positions)],
+    )
 
-function_exercise(
-    "03.patching_sweep", title="The activation-patching loop", difficulty=4, importance=5, minutes=20,
-    reference=patching_sweep, cases=_patch_cases, compare=_close("normalised patching scores", atol=1e-3),
-    time_limit=60.0,
-    hints=["Denoising: run the *corrupted* input, but at one (layer, position) put back the *clean* residual "
-           "stream; if the metric recovers, that site carries what makes the clean answer clean. Normalise so that "
-           "0 means no effect and 1 means fully clean.",
-           "Cache the clean `blocks.{l}.hook_resid_pre` once with `run_with_cache`; for each layer and position (in "
-           "`positions`) a "
-           "hook copies `src[:, pos]` into the activation. Bind `pos` and the source as default arguments of the "
-           "hook. Score the clean and corrupted runs once, without hooks.",
-           "Inside the loops: `def hook(resid, hook, pos=pos, src=cache[name]): resid = resid.clone(); resid[:, "
-           "pos] = src[:, pos]; return resid`, then `with model.hooks(fwd_hooks=[(name, hook)]): out[i, j] = "
-           "metric(model(corrupt_tokens))` (j: the index of pos); finally "
-           "`return (out - corrupt) / (clean - corrupt)`."],
-    mistakes=[Mistake("normalise the scores: (patched - corrupt) / (clean - corrupt)", _patch_raw),
-              Mistake("upside down: 1 should mean fully restored, so (patched - corrupt) / (clean - corrupt), not "
-                      "(clean - patched) / (clean - corrupt)", _patch_flipped),
-              Mistake("that is noising (corrupt activations into the clean run); here the clean activations go "
-                      "into the corrupted run", _patch_noising)],
-)
+    function_exercise(
+        "03.knockout", title="Attention knockout", difficulty=3, importance=4, minutes=15,
+        reference=knockout_logits, cases=_knockout_cases, compare=_close("logits after knockout"),
+        hints=["Edit the attention *pattern* of the block: the blocked (query, key) pairs get weight 0, and the "
+               "remaining weights of each query must again sum to 1.",
+               "`hook_pattern` is [n, head, query, key]. Build a mask [n, 1, query, key] that is True where the query "
+               "is in `query_mask` *and* the key in `key_mask` (broadcast the two [n, seq] masks), then `masked_fill` "
+               "and divide by the row sums.",
+               "`block = query_mask[:, None, :, None] & key_mask[:, None, None, :]`; in the hook `out = "
+               "pattern.masked_fill(block, 0.0)` and `return out / out.sum(-1, keepdim=True).clamp_min(1e-12)`."],
+        mistakes=[Mistake("renormalise: after zeroing, each query's attention should again sum to 1",
+                          _knockout_no_renorm),
+                  Mistake("query and key are swapped: dim 2 of the pattern is the query, dim 3 the key",
+                          _knockout_swapped),
+                  Mistake("only the queries in query_mask lose their attention to the keys; you blocked every query",
+                          _knockout_every_query)],
+    )
+
+    function_exercise(
+        "03.patching_sweep", title="The activation-patching loop", difficulty=4, importance=5, minutes=20,
+        reference=patching_sweep, cases=_patch_cases, compare=_close("normalised patching scores", atol=1e-3),
+        time_limit=60.0,
+        hints=["Denoising: run the *corrupted* input, but at one (layer, position) put back the *clean* residual "
+               "stream; if the metric recovers, that site carries what makes the clean answer clean. Normalise so that "
+               "0 means no effect and 1 means fully clean.",
+               "Cache the clean `blocks.{l}.hook_resid_pre` once with `run_with_cache`; for each layer and "
+               "position (in `positions`) a hook copies `src[:, pos]` into the activation. Bind `pos` and the "
+               "source as default arguments of the "
+               "hook. Score the clean and corrupted runs once, without hooks.",
+               "Inside the loops: `def hook(resid, hook, pos=pos, src=cache[name]): resid = resid.clone(); resid[:, "
+               "pos] = src[:, pos]; return resid`, then `with model.hooks(fwd_hooks=[(name, hook)]): out[i, j] = "
+               "metric(model(corrupt_tokens))` (j: the index of pos); finally "
+               "`return (out - corrupt) / (clean - corrupt)`."],
+        mistakes=[Mistake("normalise the scores: (patched - corrupt) / (clean - corrupt)", _patch_raw),
+                  Mistake("upside down: 1 should mean fully restored, so (patched - corrupt) / (clean - corrupt), not "
+                          "(clean - patched) / (clean - corrupt)", _patch_flipped),
+                  Mistake("that is noising (corrupt activations into the clean run); here the clean activations go "
+                          "into the corrupted run", _patch_noising)],
+    )

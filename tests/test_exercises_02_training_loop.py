@@ -8,7 +8,7 @@ import torch
 
 from toolkit import exercises as ex
 from toolkit import interventions, models
-from toolkit.exercises.chapters import ch02_loop as ch
+from toolkit.exercises.chapters import ch02_training_loop as ch
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from toolkit import interventions
-from toolkit.exercises.chapters import ch03_hooks as ch
+from toolkit.exercises.chapters import ch03_interventions as ch
 
 
 def test_cache_resid_matches_run_with_cache():
