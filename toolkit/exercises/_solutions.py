@@ -201,6 +201,29 @@ SOLUTIONS: dict[str, str] = {
         '    optimizer.step()\n'
         '    return loss.item()'
     ),
+    '03.ablate_head': (
+        '# Exercise 03.ablate_head\n'
+        '@torch.no_grad()\n'
+        'def ablate_head(model, tokens: torch.Tensor, layer: int, head: int,\n'
+        '                mean_tokens: torch.Tensor | None = None) -> torch.Tensor:\n'
+        '    """Logits [n, seq, vocab] with head ``head`` of block ``layer`` ablated at ``blocks.{layer}.attn.hook_z``\n'
+        '    ([n, seq, head, d_head]): zeroed, or, given ``mean_tokens`` [m, seq], replaced at every position by that\n'
+        '    head\'s mean z over those examples at the same position."""\n'
+        '    name = f"blocks.{layer}.attn.hook_z"\n'
+        '    if mean_tokens is None:\n'
+        '        replacement = 0.0\n'
+        '    else:\n'
+        '        _, cache = model.run_with_cache(mean_tokens, names_filter=name)\n'
+        '        replacement = cache[name][:, :, head].mean(0)\n'
+        '\n'
+        '    def hook(z, hook):\n'
+        '        z = z.clone()\n'
+        '        z[:, :, head] = replacement\n'
+        '        return z\n'
+        '\n'
+        '    with model.hooks(fwd_hooks=[(name, hook)]):\n'
+        '        return model(tokens)'
+    ),
     '03.attention_between': (
         '# Exercise 03.attention_between\n'
         'def attention_between(pattern: torch.Tensor, query_pos: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:\n'
@@ -210,6 +233,23 @@ SOLUTIONS: dict[str, str] = {
         '    """\n'
         '    rows = torch.arange(pattern.shape[0])\n'
         '    return pattern[rows, :, query_pos, key_pos].mean(0)'
+    ),
+    '03.cache_resid': (
+        '# Exercise 03.cache_resid\n'
+        '@torch.no_grad()\n'
+        'def cache_resid(model, tokens: torch.Tensor, layers: list[int]) -> torch.Tensor:\n'
+        '    """The residual stream after each block in ``layers`` (``blocks.{l}.hook_resid_post``), collected with a\n'
+        '    forward hook: [len(layers), n, seq, d_model] for tokens [n, seq]."""\n'
+        '    store = {}\n'
+        '\n'
+        '    def make_hook(layer):\n'
+        '        def hook(resid, hook):\n'
+        '            store[layer] = resid.detach().clone()\n'
+        '        return hook\n'
+        '\n'
+        '    with model.hooks(fwd_hooks=[(f"blocks.{layer}.hook_resid_post", make_hook(layer)) for layer in layers]):\n'
+        '        model(tokens)\n'
+        '    return torch.stack([store[layer] for layer in layers])'
     ),
     '03.edge_score': (
         '# Exercise 03.edge_score\n'
@@ -222,6 +262,58 @@ SOLUTIONS: dict[str, str] = {
         '    before = pattern.diagonal(offset=-1, dim1=2, dim2=3)  # [n, head, seq - 1]: query t + 1 -> key t\n'
         '    return before.transpose(1, 2)[target_mask[:, 1:]].mean(0)'
     ),
+    '03.knockout': (
+        '# Exercise 03.knockout\n'
+        '@torch.no_grad()\n'
+        'def knockout_logits(model, tokens: torch.Tensor, layer: int, query_mask: torch.Tensor,\n'
+        '                    key_mask: torch.Tensor) -> torch.Tensor:\n'
+        '    """Logits [n, seq, vocab] when, in block ``layer`` (every head), positions with query_mask [n, seq] True may\n'
+        '    not attend to positions with key_mask [n, seq] True: those entries of ``blocks.{layer}.attn.hook_pattern``\n'
+        '    ([n, head, query, key]) become 0 and each affected query\'s row is renormalised to sum to 1."""\n'
+        '    block = query_mask[:, None, :, None] & key_mask[:, None, None, :]\n'
+        '\n'
+        '    def hook(pattern, hook):\n'
+        '        out = pattern.masked_fill(block, 0.0)\n'
+        '        return out / out.sum(-1, keepdim=True).clamp_min(1e-12)\n'
+        '\n'
+        '    with model.hooks(fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", hook)]):\n'
+        '        return model(tokens)'
+    ),
+    '03.layer1_goal_head': (
+        '# Exercise 03.layer1_goal_head\n'
+        'my_answer = """\n'
+        "The layer-0 edge head copies each edge's source into its target token, so T_goal holds the goal and its parent. A\n"
+        "head reading T_goal from the goal token therefore brings the goal's parent there: one step of backward chaining.\n"
+        '"""\n'
+        '(edge_layer, edge_head), = top_heads(scores, 1)\n'
+        'ex.answer("03.layer1_goal_head", my_answer, edge_layer=edge_layer, edge_head=edge_head,\n'
+        '          edge_score=float(scores.max()), goal_layer=int(top_heads(climb["goal", 0], 1)[0][0]),\n'
+        '          goal_attention=float(climb["goal", 0].max()), parent_attention=float(climb["goal", 1].max()))'
+    ),
+    '03.patching_sweep': (
+        '# Exercise 03.patching_sweep\n'
+        '@torch.no_grad()\n'
+        'def patching_sweep(model, clean_tokens: torch.Tensor, corrupt_tokens: torch.Tensor, metric,\n'
+        '                   positions: list[int]) -> torch.Tensor:\n'
+        '    """Activation patching ("denoising"): for every layer l and each position p in ``positions``, run the\n'
+        '    corrupted tokens with the clean ``blocks.{l}.hook_resid_pre`` at position p (all examples at once) and score\n'
+        '    the logits with ``metric``. Returns [n_layers, len(positions)], normalised: (patched - corrupt) / (clean -\n'
+        '    corrupt)."""\n'
+        '    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(model.cfg.n_layers)]\n'
+        '    _, cache = model.run_with_cache(clean_tokens, names_filter=lambda n: n in names)\n'
+        '    clean, corrupt = metric(model(clean_tokens)), metric(model(corrupt_tokens))\n'
+        '    out = torch.zeros(len(names), len(positions))\n'
+        '    for i, name in enumerate(names):\n'
+        '        for j, pos in enumerate(positions):\n'
+        '            def hook(resid, hook, pos=pos, src=cache[name]):\n'
+        '                resid = resid.clone()\n'
+        '                resid[:, pos] = src[:, pos]\n'
+        '                return resid\n'
+        '\n'
+        '            with model.hooks(fwd_hooks=[(name, hook)]):\n'
+        '                out[i, j] = metric(model(corrupt_tokens))\n'
+        '    return (out - corrupt) / (clean - corrupt)'
+    ),
     '03.top_heads': (
         '# Exercise 03.top_heads\n'
         'def top_heads(scores: torch.Tensor, k: int) -> list[tuple[int, int]]:\n'
@@ -229,6 +321,14 @@ SOLUTIONS: dict[str, str] = {
         '    n_heads = scores.shape[1]\n'
         '    best = scores.flatten().argsort(descending=True)[:k]\n'
         '    return [(int(i) // n_heads, int(i) % n_heads) for i in best]'
+    ),
+    '04.chaining_order': (
+        '# Exercise 04.chaining_order\n'
+        'my_answer = """\n'
+        "Not one level per layer at the query: the goal's parent becomes readable late and at several positions at once\n"
+        "(the goal token and the path positions), the grandparent only partly and one depth later, and ':' holds none.\n"
+        '"""\n'
+        'ex.answer("04.chaining_order", my_answer, pos_table=pos_table, anc1_where=anc1_where)'
     ),
     '04.control_labels': (
         '# Exercise 04.control_labels\n'
@@ -250,6 +350,38 @@ SOLUTIONS: dict[str, str] = {
         '        if scores[depth] > baseline + margin:\n'
         '            return depth\n'
         '    return None'
+    ),
+    '04.fit_logistic': (
+        '# Exercise 04.fit_logistic\n'
+        'import torch.nn.functional as F\n'
+        '\n'
+        '\n'
+        'def fit_logistic(X: torch.Tensor, y: torch.Tensor, n_classes: int, C: float = 1.0, steps: int = 500,\n'
+        '                 lr: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:\n'
+        '    """Multinomial logistic regression by full-batch gradient descent on (standardised) X [n, d] with class ids\n'
+        "    y [n]: minimise mean cross-entropy + ||W||^2 / (2 C n) (scikit-learn's objective; the bias is not\n"
+        '    penalised), from zeros, ``steps`` plain gradient steps of size ``lr``. Returns (W [d, n_classes], b\n'
+        '    [n_classes])."""\n'
+        '    n, d = X.shape\n'
+        '    W = torch.zeros(d, n_classes, requires_grad=True)\n'
+        '    b = torch.zeros(n_classes, requires_grad=True)\n'
+        '    for _ in range(steps):\n'
+        '        loss = F.cross_entropy(X @ W + b, y) + (W ** 2).sum() / (2 * C * n)\n'
+        '        gW, gb = torch.autograd.grad(loss, [W, b])\n'
+        '        with torch.no_grad():\n'
+        '            W -= lr * gW\n'
+        '            b -= lr * gb\n'
+        '    return W.detach(), b.detach()'
+    ),
+    '04.held_out_accuracy': (
+        '# Exercise 04.held_out_accuracy\n'
+        'def held_out_accuracy(X_train: torch.Tensor, y_train: torch.Tensor, X_test: torch.Tensor, y_test: torch.Tensor,\n'
+        '                      n_classes: int, C: float = 1.0) -> float:\n'
+        '    """The honest probe score: standardise with the training statistics, fit ``fit_logistic`` on the training\n'
+        '    rows, return the accuracy (0..1) of its argmax predictions on the test rows."""\n'
+        '    Xtr, Xte = standardize(X_train, X_test)\n'
+        '    W, b = fit_logistic(Xtr, y_train, n_classes, C)\n'
+        '    return float(((Xte @ W + b).argmax(-1) == y_test).float().mean())'
     ),
     '04.probe_accuracy': (
         '# Exercise 04.probe_accuracy\n'
@@ -273,6 +405,30 @@ SOLUTIONS: dict[str, str] = {
         '    shuffled = examples[torch.randperm(len(examples), generator=g)]\n'
         '    test = torch.isin(example_index, shuffled[: round(test_frac * len(examples))])\n'
         '    return ~test, test'
+    ),
+    '04.standardize': (
+        '# Exercise 04.standardize\n'
+        'def standardize(X_train: torch.Tensor, X_test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:\n'
+        '    """Both sets scaled with the *training* rows\' per-feature mean and standard deviation (population std,\n'
+        '    ``unbiased=False``; a feature that is constant in training, std < 1e-6, is divided by 1).\n'
+        '    X_train [n, d], X_test [m, d] -> ([n, d], [m, d])."""\n'
+        '    mean, std = X_train.mean(0), X_train.std(0, unbiased=False)\n'
+        '    std = torch.where(std > 1e-6, std, torch.ones_like(std))\n'
+        '    return (X_train - mean) / std, (X_test - mean) / std'
+    ),
+    '04.token_baseline': (
+        '# Exercise 04.token_baseline\n'
+        'def token_baseline(token_train: torch.Tensor, y_train: torch.Tensor, token_test: torch.Tensor,\n'
+        '                   y_test: torch.Tensor) -> float:\n'
+        '    """The trivial current-token baseline: predict, for each test row, the most frequent training label among\n'
+        '    training rows with the same token (ties: the smallest label; a token never seen in training: the most\n'
+        '    frequent training label overall). Returns the accuracy (0..1) on the test rows. All inputs LongTensor."""\n'
+        '    n_labels = int(max(y_train.max(), y_test.max())) + 1\n'
+        '    overall = int(torch.bincount(y_train, minlength=n_labels).argmax())\n'
+        '    table = {int(t): int(torch.bincount(y_train[token_train == t], minlength=n_labels).argmax())\n'
+        '             for t in torch.unique(token_train)}\n'
+        '    pred = torch.tensor([table.get(int(t), overall) for t in token_test])\n'
+        '    return float((pred == y_test).float().mean())'
     ),
     '05.ancestor_at_depth': (
         '# Exercise 05.ancestor_at_depth\n'
