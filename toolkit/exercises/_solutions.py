@@ -441,6 +441,24 @@ SOLUTIONS: dict[str, str] = {
         '    path = chain[::-1]  # root .. node\n'
         '    return path[depth] if depth < len(path) else -1'
     ),
+    '05.direct_logit_attribution': (
+        '# Exercise 05.direct_logit_attribution\n'
+        'def dla(parts: torch.Tensor, scale: torch.Tensor, w_ln: torch.Tensor, W_U: torch.Tensor, good: torch.Tensor,\n'
+        '        bad: torch.Tensor) -> torch.Tensor:\n'
+        '    """Each component\'s term of logit(good) - logit(bad): [n, C]. parts [n, C, d_model] (what each component\n'
+        "    wrote, at one position), scale [n, 1] (ln_final's frozen scale), w_ln [d_model], W_U [d_model, vocab],\n"
+        '    good / bad [n] token ids."""\n'
+        '    centred = parts - parts.mean(-1, keepdim=True)\n'
+        '    u = (W_U[:, good] - W_U[:, bad]).T * w_ln  # [n, d_model]: the direction that separates the two tokens\n'
+        '    return torch.einsum("ncd,nd->nc", centred, u) / scale'
+    ),
+    '05.head_outputs': (
+        '# Exercise 05.head_outputs\n'
+        'def head_outputs(z: torch.Tensor, W_O: torch.Tensor) -> torch.Tensor:\n'
+        '    """What each head writes: z [n, seq, head, d_head] with W_O [head, d_head, d_model] -> [n, seq, head, d_model]\n'
+        '    (without b_O)."""\n'
+        '    return torch.einsum("nshd,hdm->nshm", z, W_O)'
+    ),
     '05.knockout_pattern': (
         '# Exercise 05.knockout_pattern\n'
         'def knockout_pattern(pattern: torch.Tensor, block: torch.Tensor, head: int) -> torch.Tensor:\n'
@@ -462,6 +480,29 @@ SOLUTIONS: dict[str, str] = {
         '    rows = torch.arange(logits.shape[0])\n'
         '    at = logits[rows, pos]  # [n, vocab]\n'
         '    return at[rows, good] - at[rows, bad]'
+    ),
+    '05.logit_lens': (
+        '# Exercise 05.logit_lens\n'
+        'def logit_lens(resid: torch.Tensor, w_ln: torch.Tensor, b_ln: torch.Tensor, W_U: torch.Tensor, b_U: torch.Tensor,\n'
+        '               eps: float = 1e-5) -> torch.Tensor:\n'
+        '    """[L, n, vocab]: resid [L + 1, n, d_model] (resid[0] = the embeddings, resid[l + 1] = after block l) read\n'
+        '    through LayerNorm (w_ln, b_ln, eps) and the unembedding W_U [d_model, vocab], b_U [vocab]."""\n'
+        '    x = resid[1:]\n'
+        '    x = x - x.mean(-1, keepdim=True)\n'
+        '    x = x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()\n'
+        '    return (x * w_ln + b_ln) @ W_U + b_U'
+    ),
+    '05.mean_ablate': (
+        '# Exercise 05.mean_ablate\n'
+        'def mean_ablate(z: torch.Tensor, z_ref: torch.Tensor, heads: list[int], positions: list[int]) -> torch.Tensor:\n'
+        '    """z [n, seq, head, d_head] with z[:, p, h] (p in positions, h in heads) replaced by the mean of\n'
+        '    z_ref [m, seq, head, d_head] over its examples at the same position and head. Returns a new tensor."""\n'
+        '    out = z.clone()\n'
+        '    mean = z_ref.mean(0)  # [seq, head, d_head]\n'
+        '    for p in positions:\n'
+        '        for h in heads:\n'
+        '            out[:, p, h] = mean[p, h]\n'
+        '    return out'
     ),
     '05.mean_diff_direction': (
         '# Exercise 05.mean_diff_direction\n'
