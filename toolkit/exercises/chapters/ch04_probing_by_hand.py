@@ -268,7 +268,7 @@ function_exercise(
 
 function_exercise(
     "04.fit_logistic", title="A logistic probe by gradient descent", difficulty=3, importance=5, minutes=20,
-    reference=fit_logistic, cases=_fit_cases, compare=_compare_fit,
+    reference=fit_logistic, cases=_fit_cases, compare=_compare_fit, time_limit=600.0,
     hints=["The probe is one linear map to class scores, trained to make the right class likely; the penalty on "
            "the weights (not the bias) keeps it from growing without bound when the classes separate, and its "
            "strength is 1 / C per row.",
@@ -284,7 +284,7 @@ function_exercise(
 
 function_exercise(
     "04.held_out_accuracy", title="The whole probe, honestly scored", difficulty=3, importance=5, minutes=10,
-    reference=held_out_accuracy, cases=_acc_cases, compare=_compare_acc,
+    reference=held_out_accuracy, cases=_acc_cases, compare=_compare_acc, time_limit=600.0,
     hints=["Three steps you have written: put both sets on the training rows' scale, fit on the training rows, "
            "count how often the probe's top class is right on the test rows.",
            "Use your `standardize` (training statistics for both) and `fit_logistic` with this `C`; the probe's "
