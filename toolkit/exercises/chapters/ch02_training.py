@@ -8,11 +8,10 @@ changes the answer.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 import torch.nn.functional as F
 
+from toolkit.exercises.chapters._tree_batches import tree_batch as _batch
 from toolkit.exercises.compare import diff_tensor, diff_value
 from toolkit.exercises.core import Mistake, function_exercise
 
@@ -136,12 +135,6 @@ def _depth_strict(acc_by_length, threshold=0.9):
 # --- cases ------------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=4)
-def _batch(n: int, seed: int, n_nodes: int = 8, max_path: int = 4):
-    from toolkit.tasks import TreeSearch
-
-    data = TreeSearch(n_nodes=n_nodes, max_path=max_path).generate(n, seed=seed, split="test")
-    return data.tokens, data.loss_mask, data.meta["difficulty"], len(data.task.vocab)
 
 
 def _loss_cases():

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from toolkit._threads import torch_threads
+from toolkit.exercises.chapters._tree_batches import tree_batch as _batch
 from toolkit.exercises.compare import diff_tensor, diff_value
 from toolkit.exercises.core import (
     Case,
@@ -346,8 +347,6 @@ def _lr_cases():
 
 @lru_cache(maxsize=1)
 def _tf_cases():
-    from toolkit.exercises.chapters.ch02_training import _batch
-
     out = []
     for name, (n, seed, p_wrong) in {"mostly right": (16, 431, 0.03), "many errors": (24, 432, 0.15)}.items():
         tokens, mask, _, vocab = _batch(n, seed)
