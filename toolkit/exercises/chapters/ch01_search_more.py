@@ -7,11 +7,10 @@ open grids with walls, where A*'s order of expansion depends on its priority, fo
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import Hashable
 from typing import Any
 
-from toolkit.exercises.chapters.ch01_search import _compare_path, _graph_cases
+from toolkit.exercises.chapters.ch01_search import _compare_path, _graph_cases, bfs_path
 from toolkit.exercises.compare import diff_value
 from toolkit.exercises.core import Mistake, function_exercise
 
@@ -81,21 +80,8 @@ def astar(neighbors: Graph, start: Hashable, goal: Hashable, h: dict) -> tuple[l
 # --- plausible mistakes -----------------------------------------------------------------------------------
 
 
-def _dfs_bfs(neighbors, start, goal):
-    came_from = {start: None}
-    queue = deque([start])
-    while queue:
-        node = queue.popleft()
-        if node == goal:
-            path = [node]
-            while came_from[path[-1]] is not None:
-                path.append(came_from[path[-1]])
-            return path[::-1]
-        for nxt in neighbors.get(node, []):
-            if nxt not in came_from:
-                came_from[nxt] = node
-                queue.append(nxt)
-    return None
+def _dfs_bfs(neighbors, start, goal):  # a queue instead of a stack: that is BFS
+    return bfs_path(neighbors, start, goal)
 
 
 def _dfs_not_reversed(neighbors, start, goal):
