@@ -156,9 +156,14 @@ PAGE_PROBLEMS = """() => {
     '.searchlight-attentionexplorer, .searchlight-searchstateexplorer, .searchlight-probeexplorer, ' +
     '.searchlight-featurebrowser, .searchlight-mazeeditor');
   for (const root of explorers) {
-    const cls = [...root.classList].find(c => c.startsWith('searchlight-'));
+    const cls = [...root.classList].find(c => c.startsWith('searchlight-') && c !== 'searchlight-explorer');
     const imgs = [...root.querySelectorAll("img[class*='searchlight-view-']")];
-    if (!imgs.length || !imgs.some(i => i.complete && i.naturalWidth > 0)) problems.push('empty explorer: ' + cls);
+    // an explorer with image views must show a drawn image; one without (AttentionExplorer on plain tokens draws
+    // its heatmap as HTML) must show an HTML view with drawn content (a table or a picture, not only text)
+    const html = [...root.querySelectorAll("[class*='searchlight-view-']")].filter(e => e.tagName !== 'IMG');
+    const drawn = imgs.length ? imgs.some(i => i.complete && i.naturalWidth > 0)
+                              : html.some(e => e.querySelector('table, img, svg, canvas') !== null);
+    if (!drawn) problems.push('empty explorer: ' + cls);
     const status = [...root.querySelectorAll('.searchlight-status')].map(e => e.textContent.trim()).filter(t => t);
     if (status.length) problems.push(cls + ' reports: ' + status.join(' | '));
   }
