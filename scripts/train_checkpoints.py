@@ -47,6 +47,7 @@ GPU_LONG = {"steps": 400_000, "batch_size": 512, "max_seconds": 300, "pool_size"
 TREE8 = {"type": "tree", "n_nodes": 8, "max_path": 4}
 TREE10 = {"type": "tree", "n_nodes": 10, "max_path": 6}
 MAZE4 = {"type": "maze", "size": 4, "sep": False, "holdout": 0.0}
+LOOKUP8 = {"type": "tree_lookup", "n_nodes": 8, "max_path": 4, "table_seed": 0}
 GRAPH10 = {"type": "graph", "n_vertices": 10, "n_branches": 3, "n_distractors": 3, "n_queries": 6, "max_hops": 4,
            "reach_hops": [1, 2, 4]}
 RECIPES: dict[str, Recipe] = {
@@ -58,6 +59,10 @@ RECIPES: dict[str, Recipe] = {
                         train={"steps": 3000}, bar=0.0),
     "tree-8-3L": Recipe(TREE8, "tree-8 task, 3 layers (depth control)", arch={"n_layers": 3},
                         train={"steps": 3000}, bar=0.0),
+    # the negative control of toolkit.signatures: tree-8 prompts whose path is a fixed function of the goal token;
+    # the same 4-layer d_model-64 model as tree-8, so a difference in the signatures comes from the task, not size
+    "tree-lookup-8": Recipe(LOOKUP8, "tree-8 prompts whose path is a fixed table of the goal token (no search "
+                            "needed; negative control); 4 layers, d_model 64", train={"steps": 1500}),
     "tree-10": Recipe(TREE10, "binary tree, 10 nodes, paths of 1-6 edges; 4 layers, d_model 64",
                       train={"steps": 6000}, gpu_train=GPU_LONG, bar=0.95),
     "tree-10-2L": Recipe(TREE10, "tree-10 task, 2 layers (depth control)", arch={"n_layers": 2},

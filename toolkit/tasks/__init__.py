@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolkit.tasks.base import Example, Label, SearchDataset, Solution, Task, Vocab
+from toolkit.tasks.base import Candidates, Example, Label, SearchDataset, Solution, Task, Vocab
 from toolkit.tasks.graph import Graph, GraphSearch
+from toolkit.tasks.lookup import TreeLookup
 from toolkit.tasks.maze import Maze, MazeSearch
 from toolkit.tasks.tree import Tree, TreeSearch
 
-_TYPES: dict[str, type[Task]] = {"tree": TreeSearch, "maze": MazeSearch, "graph": GraphSearch}
+_TYPES: dict[str, type[Task]] = {"tree": TreeSearch, "maze": MazeSearch, "graph": GraphSearch,
+                                 "tree_lookup": TreeLookup}
 
 
 def from_spec(spec: dict[str, Any]) -> Task:
@@ -33,6 +35,6 @@ def from_spec(spec: dict[str, Any]) -> Task:
 
 
 __all__ = [
-    "TreeSearch", "MazeSearch", "GraphSearch", "Tree", "Maze", "Graph",
-    "SearchDataset", "Label", "Vocab", "Example", "Solution", "Task", "from_spec",
+    "TreeSearch", "MazeSearch", "GraphSearch", "TreeLookup", "Tree", "Maze", "Graph",
+    "Candidates", "SearchDataset", "Label", "Vocab", "Example", "Solution", "Task", "from_spec",
 ]

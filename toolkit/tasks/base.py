@@ -240,6 +240,66 @@ class SearchDataset:
                 f"labels={sorted(self.labels)})")
 
 
+@dataclass
+class Candidates:
+    """The moves a task offers at each decision point, for the search signatures (:mod:`toolkit.signatures`).
+
+    A *decision point* is a position whose next token is a move the model picks among several candidates (the
+    children of the current tree node, the open cells next to the current maze cell). Shapes (``K`` = the most
+    candidates any decision point has):
+
+    Attributes:
+        decision: BoolTensor ``[n, seq]``: the decision points (the token at ``pos + 1`` is the chosen move).
+        ids: LongTensor ``[n, seq, K]``: candidate token ids, padded with -1 (all -1 off the decision points).
+        score: FloatTensor ``[n, seq, K]``: each candidate's score, lower is better (e.g. the distance to the goal
+            after taking that move); NaN where ``ids`` is -1.
+        chosen: LongTensor ``[n, seq]``: index into ``K`` of the correct move (the next token), -1 off the
+            decision points.
+        baseline_features: float ``[n, seq, f]``: what a model knows without reading the structure (the current
+            token, and a lookup table of the goal token and the position); a probe must beat a probe on these.
+        baseline_name, score_name: short descriptions for reports.
+    """
+
+    decision: torch.Tensor
+    ids: torch.Tensor
+    score: torch.Tensor
+    chosen: torch.Tensor
+    baseline_features: torch.Tensor
+    baseline_name: str = "current token + (goal token x position)"
+    score_name: str = "distance to the goal after the move"
+
+    def __post_init__(self) -> None:
+        n, seq = self.decision.shape
+        if self.ids.shape[:2] != (n, seq) or self.score.shape != self.ids.shape or self.chosen.shape != (n, seq):
+            raise ValueError(f"Candidates: decision {tuple(self.decision.shape)}, ids {tuple(self.ids.shape)}, "
+                             f"score {tuple(self.score.shape)}, chosen {tuple(self.chosen.shape)} do not line up")
+        picked = self.chosen[self.decision]
+        if bool((picked < 0).any()):
+            raise ValueError("Candidates: every decision point needs its chosen move among its candidates")
+
+    @property
+    def k(self) -> int:
+        return self.ids.shape[2]
+
+    def index(self, idx: Any) -> Candidates:
+        """The same candidates restricted to some examples."""
+        return Candidates(self.decision[idx], self.ids[idx], self.score[idx], self.chosen[idx],
+                          self.baseline_features[idx], self.baseline_name, self.score_name)
+
+
+def lookup_features(tokens: torch.Tensor, goal: torch.Tensor, n_goals: int, vocab_size: int) -> torch.Tensor:
+    """Baseline ``[n, seq, vocab_size + n_goals * seq]``: one-hot current token ⊕ one-hot (goal, position) pair.
+
+    ``goal [n]`` in ``0..n_goals-1``. A linear probe on these features can memorise any table of (goal,
+    position) -> value, i.e. everything a model that never reads the structure could know."""
+    n, seq = tokens.shape
+    feats = torch.zeros(n, seq, vocab_size + n_goals * seq, dtype=torch.float32)
+    feats.scatter_(2, tokens.unsqueeze(-1), 1.0)
+    pair = vocab_size + goal.long()[:, None] * seq + torch.arange(seq)[None, :]
+    feats.scatter_(2, pair.unsqueeze(-1), 1.0)
+    return feats
+
+
 class Task:
     """Base class: a search task with a vocabulary, a generator, a solver and a renderer.
 
@@ -268,6 +328,13 @@ class Task:
 
     def spec(self) -> dict[str, Any]:  # pragma: no cover
         raise NotImplementedError
+
+    def candidates(self, data: SearchDataset) -> Candidates:
+        """The candidate moves at every decision point (see :class:`Candidates`); tasks without next-move
+        choices raise ``NotImplementedError``."""
+        raise NotImplementedError(f"{type(self).__name__} defines no next-move candidates; the search signatures "
+                                  "need a task whose answer is a sequence of moves (TreeSearch, MazeSearch, "
+                                  "TreeLookup) or a Task subclass that implements candidates(data)")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.spec().items() if k != "type")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from toolkit.tasks.base import (
+    Candidates,
     Example,
     Label,
     LazyStructures,
@@ -29,6 +30,7 @@ from toolkit.tasks.base import (
     Task,
     Vocab,
     check_int,
+    lookup_features,
     make_rng,
     one_thread,
     own_masks,
@@ -267,6 +269,31 @@ class MazeSearch(Task):
         if name not in masks:
             raise ValueError(f"unknown position name {name!r}; valid names: {sorted(masks)}")
         return masks[name].clone()
+
+    def candidates(self, data: SearchDataset) -> Candidates:
+        """Decision points: the path cells before the target. Candidates: the open neighbours of the current
+        cell (from the ``next_moves`` label, K = 4 in up/down/left/right order) except the cell the path just
+        came from (going back is never a move a shortest path takes, and it is the previous token, which any
+        model can copy). Score: BFS distance from the neighbour to the target (``dist_to_target``). Baseline:
+        current token ⊕ (target cell, position)."""
+        C, q = self.cells, self.query
+        dec = self.positions(data, "path_before_target")
+        seq = dec.shape[1]
+        cur = (data.tokens - self.c0).clamp(0, C - 1)
+        nb = torch.from_numpy(self.nb)[cur]  # [n, seq, 4] neighbour cell or -1
+        prev = torch.cat([data.tokens[:, :1], data.tokens[:, :-1]], 1) - self.c0
+        came = (torch.arange(seq)[None, :] > q + 1)[..., None] & (nb == prev[..., None])
+        ok = (data.label("next_moves").values > 0) & (nb >= 0) & ~came & dec[..., None]
+        ids = torch.where(ok, self.c0 + nb, torch.tensor(-1))
+        nxt = torch.cat([data.tokens[:, 1:], data.tokens[:, -1:]], 1)
+        is_next = (ids == nxt[..., None]) & ok
+        chosen = torch.where(is_next.any(2) & dec, is_next.float().argmax(2), torch.tensor(-1))
+        dist = data.label("dist_to_target").values  # [n, seq, C]
+        score = torch.gather(dist, 2, nb.clamp(min=0)).float()
+        score = torch.where(ok, score, torch.tensor(float("nan")))
+        target = data.tokens[:, q - 1] - self.c0
+        return Candidates(dec, ids, score, chosen, lookup_features(data.tokens, target, C, len(self._vocab)),
+                          "current token + (target cell x position)")
 
     def _labels(self, ds, opened, dist_t, dist_o, path, origin, target, length) -> dict[str, Label]:
         C, seq = self.cells, self.seq_len

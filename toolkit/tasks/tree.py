@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from toolkit.tasks.base import (
+    Candidates,
     Example,
     Label,
     LazyStructures,
@@ -33,6 +34,7 @@ from toolkit.tasks.base import (
     Task,
     Vocab,
     check_int,
+    lookup_features,
     make_rng,
     one_thread,
     own_masks,
@@ -126,8 +128,12 @@ class TreeSearch(Task):
     # ------------------------------------------------------------------ sampling
     def _sample(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         """Canonical trees: node 0 is the root, 1..p the path (p = goal), parents precede children."""
-        N, ar = self.n_nodes, np.arange(n)
-        p = rng.integers(1, self.max_path + 1, size=n)
+        return self._sample_shapes(rng, rng.integers(1, self.max_path + 1, size=n))
+
+    def _sample_shapes(self, rng: np.random.Generator, p: np.ndarray) -> dict[str, np.ndarray]:
+        """Random trees with path lengths ``p [n]`` (canonical ids) and a random canonical -> label ``perm``."""
+        N, n = self.n_nodes, len(p)
+        ar = np.arange(n)
         rest = N - 1 - p
         if self.long_branch:  # branch from path node j with p - j nodes: its leaf sits at depth p
             lo = np.maximum(0, p - rest)
@@ -227,6 +233,27 @@ class TreeSearch(Task):
         if name not in masks:
             raise ValueError(f"unknown position name {name!r}; valid names: {sorted(masks)}")
         return masks[name].clone()
+
+    def candidates(self, data: SearchDataset) -> Candidates:
+        """Decision points: the path positions before the goal (root .. the goal's parent). Candidates: the
+        children of the current node (``T_child`` tokens, K = 2), read from the ``children`` label. Score: tree
+        distance from the child to the goal (the path child: ``d - 1``, its sibling: ``d + 1``, with ``d`` the
+        current node's distance). Baseline: current token ⊕ (goal label, position)."""
+        N, q = self.n_nodes, self.query
+        dec = self.positions(data, "path")
+        n, seq = dec.shape
+        kids = data.label("children").values  # [n, seq, N] 0/1 over child labels
+        order = torch.sort(kids, dim=2, descending=True, stable=True).indices[..., :2]  # child labels first
+        has = torch.gather(kids, 2, order) > 0
+        ids = torch.where(has & dec[..., None], self.t0 + order, torch.tensor(-1))
+        nxt = torch.cat([data.tokens[:, 1:], data.tokens[:, -1:]], 1)
+        is_next = (ids == nxt[..., None]) & (ids >= 0)
+        chosen = torch.where(is_next.any(2) & dec, is_next.float().argmax(2), torch.tensor(-1))
+        d_cur = (q + 1 + data.meta["difficulty"][:, None] - torch.arange(seq)[None, :]).float()  # p - k
+        score = torch.where(is_next, d_cur[..., None] - 1, d_cur[..., None] + 1)
+        score = torch.where(ids >= 0, score, torch.tensor(float("nan")))
+        goal = data.tokens[:, self.bar + 1] - self.s0
+        return Candidates(dec, ids, score, chosen, lookup_features(data.tokens, goal, N, len(self._vocab)))
 
     def _labels(self, ds: SearchDataset, s: dict[str, np.ndarray], lab_par: np.ndarray) -> dict[str, Label]:
         N, q, seq = self.n_nodes, self.query, self.seq_len
