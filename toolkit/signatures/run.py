@@ -16,18 +16,25 @@ from toolkit.signatures.selection import selection_test
 def make_twin(model: Any) -> tuple[Any, str]:
     """The random-init twin of ``model`` and how it was made: the shipped checkpoint's initial weights
     (``models.pretrained(name, random_init=True)``), else a fresh ``models.build`` of the same task and
-    architecture (same init seed)."""
+    architecture (same init seed). A model that is itself untrained gets a twin of the next init seed (comparing
+    a model with itself would be a control that cannot lose)."""
     from toolkit import models
 
     info = meta(model)
     name = info.get("name")
-    if name and name in models.available():
-        return models.pretrained(name, random_init=True), f"models.pretrained({name!r}, random_init=True)"
     arch = dict(info["arch"])
-    task = models.task_of(model)
+    seed = int(arch.get("seed", 0))
+    untrained = bool(info.get("random_init"))
+    if untrained:
+        seed += 1
+    if name and name in models.available():
+        twin = models.pretrained(name, random_init=True, seed=seed if untrained else None)
+        how = f"models.pretrained({name!r}, random_init=True" + (f", seed={seed})" if untrained else ")")
+        return twin, how
     keep = {k: arch[k] for k in ("d_model", "n_layers", "n_heads", "d_mlp", "d_head", "act_fn",
-                                 "normalization_type", "n_ctx", "seed") if k in arch}
-    return models.build(task, **keep), f"models.build(task, seed={keep.get('seed', 0)}) of the same architecture"
+                                 "normalization_type", "n_ctx") if k in arch}
+    return models.build(models.task_of(model), seed=seed, **keep), \
+        f"models.build(task, seed={seed}) of the same architecture"
 
 
 def run(model: Any, data: Any, *, twin: Any = None, layers: list[str] | None = None, seed: int = 0,
