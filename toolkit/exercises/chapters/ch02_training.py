@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from toolkit.exercises.chapters._tree_batches import tree_batch as _batch
 from toolkit.exercises.compare import diff_tensor, diff_value
 from toolkit.exercises.core import Mistake, function_exercise
+from toolkit.exercises.questions import question
 
 # --- references -------------------------------------------------------------------------------------------
 
@@ -275,3 +276,32 @@ function_exercise(
                       _depth_first_failure),
               Mistake("accuracy exactly at the threshold counts as solved: use >=", _depth_strict)],
 )
+
+
+def _depth_by_layers(depth: dict[int, int], exact: dict[int, float], max_len: int) -> str:
+    """Reference answer of 02.depth_by_layers from the notebook's numbers: ``depth`` {layers: longest reliably
+    solved path length}, ``exact`` {layers: exact-path accuracy}, ``max_len`` the longest path in the test set."""
+    layers = sorted(depth)
+    seen = ", ".join(f"{n} layer{'s' if n > 1 else ''}: {depth[n]} ({exact[n]:.0%} exact)" for n in layers)
+    grows = all(depth[a] <= depth[b] for a, b in zip(layers, layers[1:], strict=False))
+    beyond = [n for n in layers if depth[n] > n]
+    text = (f"Longest reliably solved path length by depth here: {seen}. It "
+            f"{'never shrinks' if grows else 'does not grow steadily'} with the number of layers, but it saturates: "
+            f"the test set has no path longer than {max_len} edges, so 'reliable up to {max_len}' only says 'at least "
+            f"{max_len}', and whether deeper models reach further cannot be read from this data. ")
+    if beyond:
+        n = beyond[0]
+        text += (f"The {n}-layer model solves paths of {depth[n]} edges with only {n} layers, so it cannot be climbing "
+                 "exactly one level per layer from the goal alone. Either several levels are covered per layer "
+                 "(Brinkmann et al. describe backward chaining run in parallel from several sub-goals and merged), "
+                 "or the model uses shortcuts that work on these short paths. The output alone cannot separate "
+                 "the two; tutorials 03 and 04 look inside.")
+    else:
+        text += ("No model here solves paths longer than its number of layers, which is what 'one level per layer' "
+                 "predicts; it does not prove it.")
+    if depth[layers[0]] == 0:
+        text += f" With {layers[0]} layer the model is not reliable even on single edges."
+    return text
+
+
+question("02.depth_by_layers", _depth_by_layers)

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from toolkit.exercises.compare import diff_tensor
+from toolkit.exercises.chapters.ch05_interventions_circuits import _cmp
 from toolkit.exercises.core import Mistake, function_exercise
 
 Tensor = torch.Tensor
@@ -298,15 +298,6 @@ def _qk_cases():
     return out
 
 
-def _cmp_tensor(name: str, atol: float) -> Callable:
-    def compare(got: Any, expected: Tensor, args: tuple) -> str | None:
-        problem = diff_tensor(got, expected, name=name)
-        if problem is None or not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-            return problem
-        return None if torch.allclose(got.float(), expected.float(), atol=atol, rtol=1e-3) else problem
-    return compare
-
-
 def _cmp_number(got: Any, expected: float, args: tuple) -> str | None:
     if isinstance(got, torch.Tensor) and got.numel() == 1:
         got = got.item()
@@ -343,7 +334,7 @@ function_exercise(
 
 function_exercise(
     "05.path_patch", title="One path-patching step", difficulty=4, importance=5, minutes=25,
-    reference=path_patch, cases=_pp_cases, compare=_cmp_tensor("path-patched logits", 1e-3), time_limit=20.0,
+    reference=path_patch, cases=_pp_cases, compare=_cmp("path-patched logits", 1e-3), time_limit=20.0,
     hints=["Two runs. In the first, only the sender's output changes and nothing else may react to it: every other "
            "head and MLP from the sender's block on is pinned to its clean value, so the change reaches the receiver "
            "only along the direct residual path. In the second, only the receiver's input is changed.",
@@ -370,7 +361,7 @@ function_exercise(
 
 function_exercise(
     "05.attribution_patching", title="Attribution patching", difficulty=3, importance=4, minutes=15,
-    reference=attribution_patching, cases=_ap_cases, compare=_cmp_tensor("estimates", 1e-3),
+    reference=attribution_patching, cases=_ap_cases, compare=_cmp("estimates", 1e-3),
     hints=["Patching head h changes its z from the clean value to the corrupt one. To first order the metric changes "
            "by that difference dotted with the gradient of the metric at the clean run; one backward pass gives the "
            "gradient for every head at once.",
@@ -389,7 +380,7 @@ function_exercise(
 
 function_exercise(
     "05.qk_readout", title="A head's QK readout in token space", difficulty=3, importance=4, minutes=10,
-    reference=qk_readout, cases=_qk_cases, compare=_cmp_tensor("QK scores", 1e-4),
+    reference=qk_readout, cases=_qk_cases, compare=_cmp("QK scores", 1e-4),
     hints=["Put every token through the head's query map and every token through its key map, then take all "
            "query-key dot products, scaled as the model scales them.",
            "`q = emb_q @ W_Q + b_Q` and `k = emb_k @ W_K + b_K` are `[V, d_head]`; scores `[V, V]` with the query "
