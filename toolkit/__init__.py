@@ -2,8 +2,8 @@
 
 The package follows the pipeline of the curriculum; data flows one way::
 
-    tasks -> models -> activations -> probes / unsupervised / interventions -> circuits -> viz & widgets
-        -> exercises
+    tasks -> models -> activations -> probes / unsupervised / interventions -> circuits -> signatures
+        -> viz & widgets -> exercises
 
 Import the submodules you need (``from toolkit import tasks, models``); they are loaded lazily so that
 ``import toolkit`` stays fast.
@@ -27,6 +27,7 @@ _SUBMODULES = (
     "probes",
     "interventions",
     "circuits",
+    "signatures",
     "unsupervised",
     "viz",
     "widgets",
