@@ -2,7 +2,8 @@
 
 Checked milestones: a future-state label (the path cell k steps ahead), accuracy grouped by a variable (e.g.
 distance to the target), the outcome of moving the goal (which branch the model follows), and a structured
-write-up whose every verdict cites a measured number and a control.
+write-up whose every verdict cites a measured number and its control's, and whose "for" verdicts beat their
+control and rest on a causal test.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from toolkit.exercises.compare import diff_tensor, diff_value
 from toolkit.exercises.core import Case, Exercise, Mistake, call, function_exercise, register
+from toolkit.exercises.questions import question
 
 Tensor = torch.Tensor
 
@@ -231,9 +233,21 @@ function_exercise(
 
 # --- the write-up ------------------------------------------------------------------------------------------
 
+FIELDS = ("verdict", "evidence", "number", "control_number", "causal", "control")
+NOT_BEATEN = ("a 'for' verdict needs evidence that beats its control: report[{h!r}]['number'] must be larger than "
+              "report[{h!r}]['control_number'] (otherwise say 'inconclusive' or 'against')")
+NOT_CAUSAL = ("a 'for' verdict needs a causal test (an intervention compared with a matched control "
+              "intervention): report[{h!r}]['causal'] is False, so say 'inconclusive' until you have one")
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and x == x and abs(x) != float("inf")
+
 
 def write_up_checker(fn: Any) -> Iterator[Case]:
-    """Structural checks of a write-up: the four hypotheses, a verdict each, evidence with a number, a control."""
+    """Checks of a structured write-up: the four hypotheses; each with a verdict, the evidence as a sentence with
+    its number, the number and its control's number (oriented so that larger is stronger evidence), whether a
+    causal test backs it, and the control named. A 'for' verdict must beat its control and have a causal test."""
     report = call(fn)
     if not isinstance(report, dict):
         yield Case("a dict", False, f"write_up() should return a dict with keys {list(HYPOTHESES)}, got a "
@@ -248,36 +262,86 @@ def write_up_checker(fn: Any) -> Iterator[Case]:
         entry = report.get(h)
         if entry is None:
             continue
-        if not isinstance(entry, dict):
-            yield Case(h, False, f"report[{h!r}] should be a dict with 'verdict', 'evidence' and 'control'")
+        if not isinstance(entry, dict) or any(f not in entry for f in FIELDS):
+            yield Case(h, False, f"report[{h!r}] should be a dict with the keys {list(FIELDS)}")
             continue
-        verdict = entry.get("verdict")
+        verdict = entry["verdict"]
         yield Case(f"{h}: verdict", verdict in VERDICTS,
                    f"report[{h!r}]['verdict'] must be one of {list(VERDICTS)}, got {verdict!r}")
-        evidence = str(entry.get("evidence", ""))
+        evidence = str(entry["evidence"])
         yield Case(f"{h}: evidence", bool(re.search(r"\d", evidence)) and len(evidence) >= 20,
                    f"report[{h!r}]['evidence'] should state what you measured, with the number (a sentence of at "
                    f"least 20 characters containing a digit), got {evidence!r}")
-        control = str(entry.get("control", ""))
+        control = str(entry["control"])
         yield Case(f"{h}: control", len(control) >= 10 and control != evidence,
                    f"report[{h!r}]['control'] should name the control or baseline the evidence is compared "
                    f"against (e.g. the random-init model, a trivial baseline, a control intervention)")
+        numbers = _is_number(entry["number"]) and _is_number(entry["control_number"])
+        yield Case(f"{h}: numbers", numbers,
+                   f"report[{h!r}]['number'] and ['control_number'] must be finite numbers (the measured value and "
+                   f"its control's, larger = stronger evidence), got {entry['number']!r} and "
+                   f"{entry['control_number']!r}")
+        yield Case(f"{h}: causal", isinstance(entry["causal"], bool),
+                   f"report[{h!r}]['causal'] must be True or False (is there an intervention with a matched "
+                   f"control behind this verdict?), got {entry['causal']!r}")
+        if verdict == "for" and numbers:
+            yield Case(f"{h}: for beats its control", entry["number"] > entry["control_number"],
+                       NOT_BEATEN.format(h=h))
+            yield Case(f"{h}: for has a causal test", entry["causal"] is True, NOT_CAUSAL.format(h=h))
 
 
-def _write_up_reference() -> dict[str, dict[str, str]]:
+def _write_up_reference() -> dict[str, dict[str, Any]]:
     """An example of the expected shape (the notebook's solution fills it from measured numbers)."""
-    return {h: {"verdict": "inconclusive", "evidence": "probe accuracy 0.50 at layer 2 (example)",
+    return {h: {"verdict": "inconclusive", "evidence": "probe accuracy 0.50 at layer 2 (example)", "number": 0.5,
+                "control_number": 0.45, "causal": False,
                 "control": "the random-init model and the trivial baseline"} for h in HYPOTHESES}
 
 
+def _for_without_beating() -> dict[str, dict[str, Any]]:
+    report = _write_up_reference()
+    report["future"].update(verdict="for", number=0.99, control_number=0.99, causal=True,
+                            evidence="erasing the lookahead leaves next-move accuracy at 0.99")
+    return report
+
+
+def _for_without_causal_test() -> dict[str, dict[str, Any]]:
+    report = _write_up_reference()
+    report["iteration"].update(verdict="for", number=0.58, control_number=0.33, causal=False,
+                               evidence="the distance map decodes with R2 0.58")
+    return report
+
+
 register(Exercise(
-    "08.write_up", "Write up the finding", difficulty=3, importance=5, minutes=20, checker=write_up_checker,
-    hints=["A verdict of 'for' needs a number that beats its control; when the evidence is weak or mixed, "
-           "'inconclusive' is an honest answer.",
-           "Return a dict with one entry per hypothesis: 'iteration', 'parallel', 'goal', 'future'. Each entry is a "
-           "dict with 'verdict' ('for', 'against' or 'inconclusive'), 'evidence' (what you measured, with the "
-           "number) and 'control' (what the number is compared with).",
-           "Build each entry from your variables, e.g. `{'verdict': 'for', 'evidence': f'... {acc:.2f} ...', "
-           "'control': 'the random-init twin'}` (name the measurement and its control in your own words)."],
-    reference=_write_up_reference, signature="def write_up() -> dict[str, dict[str, str]]",
+    "08.write_up", "Write up the finding", difficulty=3, importance=5, minutes=25, checker=write_up_checker,
+    hints=["A verdict of 'for' needs a number that beats its control *and* a causal test (an intervention with a "
+           "matched control); decoding alone, or mixed evidence, is 'inconclusive'.",
+           "Return one entry per hypothesis ('iteration', 'parallel', 'goal', 'future'), each a dict with "
+           "'verdict', 'evidence' (a sentence with the number), 'number', 'control_number' (larger = stronger "
+           "evidence), 'causal' (True/False) and 'control' (what the number is compared with).",
+           "Compute the verdict from the numbers, e.g. `'for' if causal and number > control_number + margin else "
+           "'inconclusive'`, and build the sentences with f-strings from your variables."],
+    reference=_write_up_reference, signature="def write_up() -> dict[str, dict[str, Any]]",
+    mistakes=[Mistake(NOT_BEATEN.format(h="future"), _for_without_beating),
+              Mistake(NOT_CAUSAL.format(h="iteration"), _for_without_causal_test)],
 ))
+
+
+def _algorithm_answer(goal_follow: float, goal_random: float, same_kept: float, k2_decoded: float,
+                      k2_baseline: float, beyond_drop: float, random_drop: float, next_kept: float,
+                      map_r2: float) -> str:
+    return (
+        f"A goal-directed, step-by-step policy. The goal is an explicit variable: moving it at the target token moves "
+        f"the first step in {goal_follow:.0%} of mazes (an equal-norm random edit: {goal_random:.0%}; a counterfactual "
+        f"goal with the same first move keeps the move in {same_kept:.0%}). The cell two steps ahead decodes "
+        f"({k2_decoded:.2f} vs a current+target baseline of {k2_baseline:.2f}), but erasing the part of it that is "
+        f"not the next cell changes the next move by {beyond_drop:+.3f} (random subspace {random_drop:+.3f}), and "
+        f"a position's move survives erasing its predecessor's next-cell subspace ({next_kept:.0%} correct): each "
+        f"position computes its own step, and the lookahead looks like a by-product, not a plan that is read. The "
+        f"distance map at the target token is partial (R2 {map_r2:.2f}). The autoregressive loop does the "
+        f"iteration: depth is bought with sequence length, not layers. A full BFS over 16 cells needs up to 15 "
+        f"sequential expansions (4 with Saparov et al.'s doubling, and a very particular circuit), whereas 'which "
+        f"open neighbour is closer to the target' needs only local maze information and the goal - which is also "
+        f"why this is weak evidence of search in the sense of tutorial 01.")
+
+
+question("08.algorithm", _algorithm_answer)
