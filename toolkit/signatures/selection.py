@@ -40,9 +40,8 @@ def steer_rows(model: Any, hook: str, data: Any, example: torch.Tensor, position
                delta: torch.Tensor) -> torch.Tensor:
     """The model's pick (argmax token ``[m]``) at ``position[i]`` of example ``example[i]`` when ``delta[i]``
     (``[m, d]``) is added to ``hook`` at that position only."""
-    sub = data[example]
-    seq = sub.tokens.shape[1]
-    mask = torch.zeros(len(example), seq, dtype=torch.bool)
+    tokens = data.tokens[example][:, : int(position.max()) + 1]  # causal: later tokens cannot change the pick
+    mask = torch.zeros(tokens.shape, dtype=torch.bool)
     mask[torch.arange(len(example)), position] = True
 
     def add(x: torch.Tensor) -> torch.Tensor:  # x: the masked rows of this batch, one per example, in order
@@ -50,8 +49,8 @@ def steer_rows(model: Any, hook: str, data: Any, example: torch.Tensor, position
         d = delta if rows is None else delta[rows[0]:rows[1]]
         return x + d.to(x)
 
-    with interventions.edit_hook(model, hook, add, positions=mask, data=sub):
-        lg = interventions.logits(model, sub)
+    with interventions.edit_hook(model, hook, add, positions=mask):
+        lg = interventions.logits(model, tokens)
     return lg[torch.arange(len(example)), position].argmax(-1)
 
 
