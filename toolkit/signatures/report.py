@@ -14,9 +14,11 @@ from toolkit._result import frame, plain
 
 CRITERIA = ("candidates", "evaluation", "selection")
 
-# Fixed from the trained-vs-twin gaps on development data seeds (100, 101; test split) of tree-8, maze-4x4, their
-# random-init twins and tree-lookup-8; then checked on fresh seeds (see toolkit/signatures/__init__.py).
-THRESHOLDS = {"candidates": 0.05, "evaluation": 0.15, "selection": 0.15}
+# Fixed from the margins on development data seeds 100 and 101 (test split, 400 examples, run() defaults), then
+# checked on fresh seeds 0-4. Development margins: candidates: tree-8 +0.48/+0.49, maze-4x4 +0.21/+0.23, their
+# twins -0.01..+0.00, tree-lookup-8 +0.04; evaluation: trained +0.20..+0.21, twins -0.12..-0.02, lookup 0.00;
+# selection: trained +0.34..+0.59, twins -0.09..+0.03 (lookup +0.90 raw, blocked by its False evaluation).
+THRESHOLDS = {"candidates": 0.10, "evaluation": 0.10, "selection": 0.15}
 
 
 @dataclass
