@@ -88,3 +88,20 @@ def test_make_twin_never_returns_the_model_itself():
     assert "seed=1" in how2
     a, b = twin.state_dict(), twin2.state_dict()
     assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+
+
+def test_report_table_dict_and_plot():
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    yes = candidates_test(_rows(True), threshold=0.1)
+    ev, _ = evaluation_test(_rows(False), threshold=0.1)
+    rep = signatures.SignatureReport({"candidates": yes.verdict, "evaluation": ev.verdict},
+                                     {"candidates": yes, "evaluation": ev}, "m", "t", R, R, 0)
+    assert rep.n_yes == 1 and not rep.searches
+    assert list(rep.table()["criterion"]) == ["candidates", "evaluation"]
+    d = json.loads(json.dumps(rep.to_dict()))
+    assert d["verdicts"] == {"candidates": True, "evaluation": False} and "failure" in d["evidence"]["candidates"]
+    assert rep.plot().axes and "1/3" in repr(rep) or "1/3" in str(rep)

@@ -68,8 +68,11 @@ class DecisionRows:
 
 def default_hooks(model: Any) -> list[str]:
     """The residual stream entering every block (``blocks.L.hook_resid_pre``, L = 0..n_layers-1): the embeddings
-    and every layer before the last. The final residual is left out: there the pick is already the output."""
-    return [f"blocks.{layer}.hook_resid_pre" for layer in range(model.cfg.n_layers)]
+    and every layer before the last. The final residual is left out: there the pick is already the output. A
+    1-layer model would keep only the embeddings (which know nothing about the prompt), so there the final
+    residual ``blocks.0.hook_resid_post`` is added."""
+    hooks = [f"blocks.{layer}.hook_resid_pre" for layer in range(model.cfg.n_layers)]
+    return hooks + (["blocks.0.hook_resid_post"] if model.cfg.n_layers == 1 else [])
 
 
 def decision_rows(model: Any, data: Any, candidates: Any, hooks: list[str], twin: Any = None,
