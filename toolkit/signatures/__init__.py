@@ -20,6 +20,11 @@ Tasks supply the candidates (``task.candidates(data)``, see :class:`toolkit.task
     report.table()                                # score, baseline, twin, control, margin, threshold, hook
     report.plot()
 
+What the battery cannot do alone: on ``tree-lookup-8`` steering the score probes' directions switches the pick
+(the raw selection margin is as large as a searcher's: the probes there encode "this is the output"), so the
+selection verdict needs a True evaluation verdict; read ``report.evidence["selection"].details`` for the raw
+rates. In tasks with unique paths the per-candidate scores only separate the chosen move from the others.
+
 The negative control is ``tree-lookup-8`` (:class:`toolkit.tasks.TreeLookup`: tree prompts whose path is a fixed
 function of the goal token). Thresholds (:data:`toolkit.signatures.report.THRESHOLDS`) were fixed on data seeds
 100 and 101 and checked on seeds 0-4.

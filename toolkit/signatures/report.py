@@ -18,6 +18,9 @@ CRITERIA = ("candidates", "evaluation", "selection")
 # checked on fresh seeds 0-4. Development margins: candidates: tree-8 +0.48/+0.49, maze-4x4 +0.21/+0.23, their
 # twins -0.01..+0.00, tree-lookup-8 +0.04; evaluation: trained +0.20..+0.21, twins -0.12..-0.02, lookup 0.00;
 # selection: trained +0.34..+0.59, twins -0.09..+0.03 (lookup +0.90 raw, blocked by its False evaluation).
+# Fresh seeds 0-4 (400 examples each): tree-8 and maze-4x4 3/3 on every seed (smallest margins +0.45/+0.19/+0.49
+# and +0.20/+0.16/+0.37), their twins and tree-lookup-8 0/3 on every seed (largest margins: twins +0.03/-0.01/+0.05,
+# lookup +0.04/0.00, its selection +0.97 raw, blocked by its evaluation).
 THRESHOLDS = {"candidates": 0.10, "evaluation": 0.10, "selection": 0.15}
 
 
