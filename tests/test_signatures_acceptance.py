@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from toolkit import models, signatures
+from toolkit import interventions, models, signatures
 
 FRESH_SEED = 5  # the measured report used seeds 0-4; development 100-101
 SMALL = {"max_pairs": 60, "n_random": 2, "progress": False, "seed": FRESH_SEED}
@@ -39,9 +39,21 @@ def test_random_init_twins_show_no_signature(name):
     assert "seed=1" in rep.twin, "an untrained model is compared with ANOTHER untrained model"
 
 
-def test_the_lookup_model_shows_no_signature():
+def test_the_lookup_model_solves_its_task_without_reading_the_edges():
+    """What makes it a control: given ANOTHER example's edge list it still writes its own path (tree-8 cannot)."""
     side = models.read_sidecar(models.CHECKPOINT_DIR / "tree-lookup-8")
     assert side["extra"]["verified_cpu"]["exact"] >= 0.99, "the control model solves its task"
+    for name, low, high in [("tree-lookup-8", 0.99, 1.0), ("tree-8", 0.0, 0.2)]:
+        model = models.pretrained(name)
+        task = models.task_of(model)
+        data = task.generate(300, seed=FRESH_SEED, split="test")
+        swapped = data.tokens.clone()
+        swapped[:, : task.bar] = data.tokens.roll(1, 0)[:, : task.bar]
+        exact = interventions.score(interventions.logits(model, swapped), data, "exact_path")
+        assert low <= exact <= high, (name, exact)
+
+
+def test_the_lookup_model_shows_no_signature():
     rep = _run("tree-lookup-8", random_init=False)
     assert rep.n_yes == 0, rep.table().to_string()
     d = rep.to_dict()

@@ -81,7 +81,7 @@ def run(model: Any, data: Any, *, twin: Any = None, layers: list[str] | None = N
         ev_c = candidates_test(rows, th["candidates"])
         ev_e, probes = evaluation_test(rows, th["evaluation"])
         ev_s = selection_test(model, data, rows, probes, th["selection"], ev_e.verdict, twin=twin,
-                              scale=scale, n_random=n_random, max_pairs=max_pairs, seed=seed)
+                              scale=scale, n_random=n_random, max_pairs=max_pairs, seed=seed, progress=progress)
     evidence = {"candidates": ev_c, "evaluation": ev_e, "selection": ev_s}
     name = str((getattr(model, "searchlight", None) or {}).get("name") or "model")
     return SignatureReport({k: e.verdict for k, e in evidence.items()}, evidence, name, twin_name, len(data),

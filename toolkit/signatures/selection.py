@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from toolkit import interventions
 from toolkit.activations.batching import current_rows
@@ -93,12 +94,12 @@ def switch_rate(model: Any, data: Any, rows: DecisionRows, X: torch.Tensor, hook
 
 def selection_test(model: Any, data: Any, rows: DecisionRows, probes: dict[str, dict[int, Any]],
                    threshold: float, evaluation_ok: bool, twin: Any = None, scale: float = 3.0, n_random: int = 3,
-                   max_pairs: int = 300, seed: int = 0, alpha: float = 1.0) -> Evidence:
+                   max_pairs: int = 300, seed: int = 0, alpha: float = 1.0, progress: bool = True) -> Evidence:
     """Run signature 3 at every hook with the model's evaluation ``probes[hook]``; the model's margin (probe
     rate minus the best random direction and no steering, at the same hook) is taken at its best hook, and the
     twin's rate (its own probes) at its best hook."""
     per_hook, twin_per_hook, n = {}, {}, 0
-    for hook in rows.hooks:
+    for hook in tqdm(rows.hooks, desc="selection: steering", disable=not progress):
         r, target = _pairs(rows, probes[hook], max_pairs, seed)
         if len(r) == 0:
             continue
