@@ -1,7 +1,10 @@
 """Toy search tasks with ground-truth search state.
 
 ``TreeSearch`` (path-finding by backward chaining), ``MazeSearch`` (shortest paths in grid mazes) and
-``GraphSearch`` (reachability queries in DAGs) all follow the contract in :mod:`toolkit.tasks.base`::
+``GraphSearch`` (reachability queries in DAGs) all follow the contract in :mod:`toolkit.tasks.base`;
+``TreeLookup`` is the tree task's no-search twin (the path is a fixed table of the goal token), the negative
+control of :mod:`toolkit.signatures`. Tree, maze and lookup tasks give their next-move candidates with
+``task.candidates(data)``::
 
     task = tasks.TreeSearch(n_nodes=8, max_path=4)
     data = task.generate(1000, seed=0, split="train")   # SearchDataset: tokens, loss_mask, labels, ...
