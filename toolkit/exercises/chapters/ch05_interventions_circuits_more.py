@@ -317,8 +317,8 @@ def _wrong(fn: Callable, **flags: Any) -> Callable:
 function_exercise(
     "05.faithfulness", title="Faithfulness of a circuit", difficulty=3, importance=5, minutes=15,
     reference=faithfulness, cases=_faith_cases, compare=_cmp_number,
-    hints=["Three runs with hooks on every `blocks.{l}.attn.hook_z`: nothing ablated (the full model), every head "
-           "ablated, and every head *outside* the circuit ablated. Faithfulness puts the third between the other two.",
+    hints=["Three runs of the model, each with some heads' outputs replaced: none (the full model), every head, "
+           "and every head *outside* the circuit. Faithfulness puts the third between the other two.",
            "Mean ablation of head h in layer l replaces `z[:, :, h]` by `z_mean[l, :, h]` (the same position's mean); "
            "then `(F_circuit - F_none) / (F_full - F_none)`.",
            "`every = {(l, h) for l in range(L) for h in range(H)}`; a helper `F(ablated)` that hooks each layer with "
