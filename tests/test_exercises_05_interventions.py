@@ -9,7 +9,8 @@ from toolkit import exercises as ex
 from toolkit.exercises.chapters import ch05_interventions as ch
 
 IDS = ["05.logit_diff", "05.ancestor_at_depth", "05.patch_effect", "05.knockout_pattern", "05.mean_diff_direction",
-       "05.project_out", "05.head_outputs", "05.direct_logit_attribution", "05.logit_lens", "05.mean_ablate"]
+       "05.project_out", "05.head_outputs", "05.direct_logit_attribution", "05.logit_lens", "05.mean_ablate",
+       "05.faithfulness", "05.path_patch", "05.attribution_patching", "05.qk_readout"]
 
 
 @pytest.fixture(autouse=True)

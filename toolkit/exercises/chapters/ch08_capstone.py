@@ -318,8 +318,8 @@ register(Exercise(
            "Return one entry per hypothesis ('iteration', 'parallel', 'goal', 'future'), each a dict with "
            "'verdict', 'evidence' (a sentence with the number), 'number', 'control_number' (larger = stronger "
            "evidence), 'causal' (True/False) and 'control' (what the number is compared with).",
-           "Compute the verdict from the numbers, e.g. `'for' if causal and number > control_number + margin else "
-           "'inconclusive'`, and build the sentences with f-strings from your variables."],
+           "Compute the verdict from the numbers, e.g. `verdict = 'for' if causal and number > control_number + "
+           "margin else 'inconclusive'`, and build the sentences with f-strings from your variables."],
     reference=_write_up_reference, signature="def write_up() -> dict[str, dict[str, Any]]",
     mistakes=[Mistake(NOT_BEATEN.format(h="future"), _for_without_beating),
               Mistake(NOT_CAUSAL.format(h="iteration"), _for_without_causal_test)],
